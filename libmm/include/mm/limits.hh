@@ -1,0 +1,94 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+// Every size and count limit of the suite, with the RFC or anchor it comes
+// from, and overflow-checked arithmetic for sizes. Linked by every process.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <type_traits>
+
+namespace mm::limits {
+
+// RFC 5321 §4.5.3.1: sizes of SMTP objects, in octets.
+inline constexpr std::size_t local_part = 64;      // §4.5.3.1.1
+inline constexpr std::size_t domain = 255;         // §4.5.3.1.2
+inline constexpr std::size_t domain_label = 63;    // RFC 1035 §2.3.4
+inline constexpr std::size_t path = 256;           // §4.5.3.1.3, including < and >
+inline constexpr std::size_t command_line = 512;   // §4.5.3.1.4, including CRLF
+inline constexpr std::size_t reply_line = 512;     // §4.5.3.1.5, including CRLF
+inline constexpr std::size_t text_line = 1000;     // §4.5.3.1.6, including CRLF
+// A longer text line is refused, not stored; RFC 5322 §2.1.1 output folds at 998.
+inline constexpr std::size_t text_line_accepted = 64 * 1024;
+inline constexpr std::size_t recipients_minimum = 100;  // §4.5.3.1.8: must accept at least 100
+inline constexpr std::size_t recipients = 1000;         // Postfix smtpd_recipient_limit
+// Local parts longer than RFC 5321's 64 exist in the wild (86-octet Google
+// addresses); accept up to this many, refuse beyond (user-needs A6).
+inline constexpr std::size_t local_part_accepted = 128;
+// A whole address as text in a header or on a command line, display name included.
+inline constexpr std::size_t address_text = 1024;
+inline constexpr std::size_t addresses_per_header = 10000;
+
+// Messages (RFC 5322, Postfix defaults).
+inline constexpr std::size_t header_section = 100 * 1024;          // header_size_limit 102400
+inline constexpr std::size_t received_hops = 50;                   // hopcount_limit
+inline constexpr std::uint64_t message_size_default = 32u << 20;   // 32 MiB when max_msg_size = 0
+inline constexpr std::uint64_t message_size_hard = 1u << 30;       // 1 GiB, whatever the config says
+
+// Configuration files.
+inline constexpr std::size_t config_file = 1u << 20;   // a masqmail.conf or route file
+inline constexpr std::size_t config_line = 64 * 1024;  // one physical line
+inline constexpr std::size_t config_name = 255;        // masqmail: statement names
+inline constexpr std::size_t config_value = 64 * 1024; // one value (masqmail: 2047)
+inline constexpr std::size_t config_list_items = 10000;
+inline constexpr std::size_t config_include_line = 1024;  // a line of a file named in a list
+inline constexpr std::size_t alias_file = 8u << 20;
+inline constexpr std::size_t alias_depth = 20;   // nesting of alias expansion
+inline constexpr std::size_t alias_fanout = 10000;  // leaves of one expansion
+
+// Spool.
+inline constexpr std::size_t file_name = 255;
+inline constexpr std::size_t spool_envelope_field = 4096;  // one envelope record
+inline constexpr std::size_t spool_envelope = 4u << 20;    // all envelope records of a message
+inline constexpr std::size_t state_file = 4u << 20;        // a per-recipient state file
+inline constexpr std::size_t error_text = 512;             // stored last error per recipient
+inline constexpr std::size_t queue_entries_scanned = 1000000;
+
+// IPC between the daemons (anchors §5a).
+inline constexpr std::size_t ipc_frame = 64 * 1024;
+inline constexpr std::size_t ipc_fields = 4096;
+inline constexpr std::size_t ipc_data_chunk = 32 * 1024;
+
+// Logging: one line, longer is truncated.
+inline constexpr std::size_t log_line = 4096;
+
+// Commands run by us (mda, pipe, online_query, wrapper).
+inline constexpr std::size_t command_args = 256;
+inline constexpr std::size_t command_arg = 4096;
+
+} // namespace mm::limits
+
+namespace mm {
+
+// a + b, or nothing when the sum does not fit in T.
+template <class T>
+    requires std::is_integral_v<T>
+constexpr std::optional<T> checked_add(T a, T b)
+{
+    T sum{};
+    if (__builtin_add_overflow(a, b, &sum))
+        return std::nullopt;
+    return sum;
+}
+
+template <class T>
+    requires std::is_integral_v<T>
+constexpr std::optional<T> checked_mul(T a, T b)
+{
+    T product{};
+    if (__builtin_mul_overflow(a, b, &product))
+        return std::nullopt;
+    return product;
+}
+
+} // namespace mm
