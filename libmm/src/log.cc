@@ -54,7 +54,7 @@ std::string printable(const char* text)
     return out;
 }
 
-void vwrite(Priority p, const char* fmt, va_list ap)
+[[gnu::format(printf, 2, 0)]] void vwrite(Priority p, const char* fmt, va_list ap)
 {
     char buf[limits::log_line];
     int n = std::vsnprintf(buf, sizeof buf, fmt, ap);

@@ -29,14 +29,14 @@ void use_stderr();
 void set_debug_level(int level);
 int debug_level();
 
-void write(Priority p, const char* fmt, ...) [[gnu::format(printf, 2, 3)]];
-void debug(int level, const char* fmt, ...) [[gnu::format(printf, 2, 3)]];
+[[gnu::format(printf, 2, 3)]] void write(Priority p, const char* fmt, ...);
+[[gnu::format(printf, 2, 3)]] void debug(int level, const char* fmt, ...);
 
 // Shorthands. Put the queue id first when there is one: "%s: ...".
-void error(const char* fmt, ...) [[gnu::format(printf, 1, 2)]];
-void warning(const char* fmt, ...) [[gnu::format(printf, 1, 2)]];
-void notice(const char* fmt, ...) [[gnu::format(printf, 1, 2)]];
-void info(const char* fmt, ...) [[gnu::format(printf, 1, 2)]];
+[[gnu::format(printf, 1, 2)]] void error(const char* fmt, ...);
+[[gnu::format(printf, 1, 2)]] void warning(const char* fmt, ...);
+[[gnu::format(printf, 1, 2)]] void notice(const char* fmt, ...);
+[[gnu::format(printf, 1, 2)]] void info(const char* fmt, ...);
 
 // Formats one line as it is written to a file: "YYYY-MM-DD HH:MM:SS [PID] prio: text\n",
 // with control bytes of `text` replaced by '?'. Exposed for tests.
