@@ -120,6 +120,20 @@ void use_syslog()
 
 void use_stderr() { state().target = Target::stderr_stream; }
 
+Result<void> configure(const Setup& setup)
+{
+    set_debug_level(setup.debug_level);
+    if (setup.use_syslog) {
+        use_syslog();
+        return ok();
+    }
+    if (setup.log_dir.empty()) {
+        use_stderr();
+        return ok();
+    }
+    return open_file(setup.log_dir);
+}
+
 void set_debug_level(int level) { state().debug_level = level; }
 int debug_level() { return state().debug_level; }
 

@@ -54,3 +54,21 @@ TEST_CASE("a missing log directory is an error with the path")
     REQUIRE_FALSE(r);
     CHECK(r.error().message().find("/nonexistent-mm-log/masqmail.log") != std::string::npos);
 }
+
+TEST_CASE("configure picks the sink from the config settings")
+{
+    TempDir t;
+    REQUIRE(mm::log::configure({.log_dir = t.path(), .use_syslog = false, .debug_level = 3}));
+    CHECK(mm::log::debug_level() == 3);
+    mm::log::notice("to the file");
+    REQUIRE(mm::log::configure({.log_dir = "", .use_syslog = false, .debug_level = 0}));
+    mm::log::notice("to stderr");
+    auto d = mm::open_dir(t.path());
+    REQUIRE(d);
+    auto text = mm::read_file_at(*d, "masqmail.log", 10000);
+    REQUIRE(text);
+    CHECK(text->find("notice: to the file\n") != std::string::npos);
+    CHECK(text->find("to stderr") == std::string::npos);
+    auto bad = mm::log::configure({.log_dir = t.file("missing"), .use_syslog = false, .debug_level = 0});
+    CHECK_FALSE(bad);
+}

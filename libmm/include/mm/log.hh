@@ -25,6 +25,15 @@ void set_ident(std::string ident);
 Result<void> open_file(const std::string& log_dir);
 void use_syslog();
 void use_stderr();
+// The three settings of masqmail.conf that choose the sink: use_syslog wins;
+// otherwise an empty log_dir means stderr (masqmail 1.0 documented this but
+// failed at startup), else log_dir/masqmail.log.
+struct Setup {
+    std::string log_dir;
+    bool use_syslog = false;
+    int debug_level = 0;
+};
+Result<void> configure(const Setup& setup);
 // Lines with Priority::debug are written only when level <= debug_level.
 void set_debug_level(int level);
 int debug_level();
