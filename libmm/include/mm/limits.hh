@@ -28,6 +28,7 @@ inline constexpr std::size_t local_part_accepted = 128;
 // A whole address as text in a header or on a command line, display name included.
 inline constexpr std::size_t address_text = 1024;
 inline constexpr std::size_t addresses_per_header = 10000;
+inline constexpr std::size_t comment_depth = 32;  // nesting of RFC 5322 comments (ours; the RFC has none)
 
 // Messages (RFC 5322, Postfix defaults).
 inline constexpr std::size_t header_section = 100 * 1024;          // header_size_limit 102400
@@ -36,12 +37,14 @@ inline constexpr std::uint64_t message_size_default = 32u << 20;   // 32 MiB whe
 inline constexpr std::uint64_t message_size_hard = 1u << 30;       // 1 GiB, whatever the config says
 
 // Configuration files.
-inline constexpr std::size_t config_file = 1u << 20;   // a masqmail.conf or route file
+inline constexpr std::size_t config_file = 4u << 20;   // a masqmail.conf or route file
 inline constexpr std::size_t config_line = 64 * 1024;  // one physical line
 inline constexpr std::size_t config_name = 255;        // masqmail: statement names
 inline constexpr std::size_t config_value = 64 * 1024; // one value (masqmail: 2047)
 inline constexpr std::size_t config_list_items = 10000;
 inline constexpr std::size_t config_include_line = 1024;  // a line of a file named in a list
+inline constexpr std::size_t config_diagnostics = 1000;   // errors and warnings kept per check
+inline constexpr std::int64_t config_interval_seconds = 100LL * 365 * 86400;  // 100 years
 inline constexpr std::size_t alias_file = 8u << 20;
 inline constexpr std::size_t alias_depth = 20;   // nesting of alias expansion
 inline constexpr std::size_t alias_fanout = 10000;  // leaves of one expansion
@@ -50,6 +53,7 @@ inline constexpr std::size_t alias_fanout = 10000;  // leaves of one expansion
 inline constexpr std::size_t file_name = 255;
 inline constexpr std::size_t spool_envelope_field = 4096;  // one envelope record
 inline constexpr std::size_t spool_envelope = 4u << 20;    // all envelope records of a message
+inline constexpr std::size_t spool_text_field = 1024;      // HELO name, peer, ident, ORCPT (RFC 3461: 500)
 inline constexpr std::size_t state_file = 4u << 20;        // a per-recipient state file
 inline constexpr std::size_t error_text = 512;             // stored last error per recipient
 inline constexpr std::size_t queue_entries_scanned = 1000000;
@@ -58,6 +62,7 @@ inline constexpr std::size_t queue_entries_scanned = 1000000;
 inline constexpr std::size_t ipc_frame = 64 * 1024;
 inline constexpr std::size_t ipc_fields = 4096;
 inline constexpr std::size_t ipc_data_chunk = 32 * 1024;
+inline constexpr std::size_t ipc_fds = 1;  // descriptors passed beside one frame (SCM_RIGHTS)
 
 // Logging: one line, longer is truncated.
 inline constexpr std::size_t log_line = 4096;
