@@ -135,28 +135,34 @@ Result<void> MessageWriter::commit()
 
 Result<MessageWriter> Spool::begin_message(const Envelope& envelope, std::uint64_t max_content) const
 {
-    max_content = std::min<std::uint64_t>(max_content, limits::message_size_hard);
     for (int attempt = 0; attempt < id_attempts; ++attempt) {
         auto id = QueueId::generate();
         if (!id)
             return std::move(id).error();
-        auto head = spool_format::encode_head(*id, envelope);
-        if (!head)
-            return std::move(head).error();
-        auto fd = create_at(area(SpoolArea::tmp), id->str(), 0600);
-        if (!fd && fd.error().sys_errno() == EEXIST)
-            continue;
-        if (!fd)
-            return std::move(fd).error();
-        MessageWriter writer(area(SpoolArea::tmp), area(SpoolArea::incoming), std::move(id).value(),
-            std::move(fd).value(), max_content);
-        writer.crc_.update(*head);
-        writer.buffer_ = std::move(head).value();
-        if (auto r = writer.write_buffer(); !r)
-            return writer.fail(std::move(r).error());
-        return writer;
+        auto writer = begin_message(*id, envelope, max_content);
+        if (writer || writer.error().sys_errno() != EEXIST)
+            return writer;
     }
     return Error::temporary("no free queue id in tmp/ after " + std::to_string(id_attempts) + " attempts");
+}
+
+Result<MessageWriter> Spool::begin_message(
+    const QueueId& id, const Envelope& envelope, std::uint64_t max_content) const
+{
+    max_content = std::min<std::uint64_t>(max_content, limits::message_size_hard);
+    auto head = spool_format::encode_head(id, envelope);
+    if (!head)
+        return std::move(head).error();
+    auto fd = create_at(area(SpoolArea::tmp), id.str(), 0600);
+    if (!fd)
+        return std::move(fd).error();
+    MessageWriter writer(
+        area(SpoolArea::tmp), area(SpoolArea::incoming), id, std::move(fd).value(), max_content);
+    writer.crc_.update(*head);
+    writer.buffer_ = std::move(head).value();
+    if (auto r = writer.write_buffer(); !r)
+        return writer.fail(std::move(r).error());
+    return writer;
 }
 
 Result<std::size_t> Spool::clean_tmp(std::chrono::seconds min_age) const

@@ -121,6 +121,10 @@ public:
     // written at once; content is limited to max_content bytes (and
     // limits::message_size_hard).
     Result<MessageWriter> begin_message(const Envelope& envelope, std::uint64_t max_content) const;
+    // The same with an id the caller generated (its Message-ID: header names
+    // it before the envelope is written). An id in use fails with EEXIST.
+    Result<MessageWriter> begin_message(
+        const QueueId& id, const Envelope& envelope, std::uint64_t max_content) const;
     // Removes leftovers in tmp/ (never acknowledged) at least min_age old;
     // returns how many were removed.
     Result<std::size_t> clean_tmp(std::chrono::seconds min_age = std::chrono::seconds(0)) const;
