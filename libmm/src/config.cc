@@ -66,9 +66,9 @@ void set_mbox_default(MainBuilder& b, const Setting& s)
     else if (equals_nocase(s.value, "mda"))
         b.config.mbox_default = MboxMethod::mda;
     else if (equals_nocase(s.value, "maildir"))
-        s.error("'maildir' is no longer supported; use mbox_default = mda with an MDA such as maildrop");
+        b.config.mbox_default = MboxMethod::maildir;
     else
-        s.error("neither 'mbox' nor 'mda': " + in_quotes(s.value));
+        s.error("neither 'mbox', 'mda' nor 'maildir': " + in_quotes(s.value));
 }
 
 void set_log_dir(MainBuilder& b, const Setting& s)
@@ -163,7 +163,6 @@ constexpr char no_hint[] = "";
 constexpr char hint_online_detect[] = "use online_query";
 constexpr char hint_mserver[] = "use online_query with mservdetect";
 constexpr char hint_remote_port[] = "use mail_host=\"host:port\" or smtp_port in the route file";
-constexpr char hint_maildir[] = "use an MDA";
 constexpr char hint_pop3[] = "use fetchmail or similar";
 constexpr char hint_local_nets[] = "use a permanent route with allowed_recipients=\"*@pattern\"";
 
@@ -185,6 +184,7 @@ constexpr auto main_rules = std::to_array<Rule>({
     { "mbox_default", set_mbox_default },
     { "mbox_users", assign<string_list_value, &MainConfig::mbox_users> },
     { "mda_users", assign<string_list_value, &MainConfig::mda_users> },
+    { "maildir_users", assign<string_list_value, &MainConfig::maildir_users> },
     { "mda", assign<command_value, &MainConfig::mda> },
     { "mda_fromline", assign<bool_value, &MainConfig::mda_fromline> },
     { "mda_fromhack", assign<bool_value, &MainConfig::mda_fromhack> },
@@ -221,7 +221,6 @@ constexpr auto main_rules = std::to_array<Rule>({
     { "online_detect", unsupported<hint_online_detect> },
     { "mserver_iface", unsupported<hint_mserver> },
     { "remote_port", unsupported<hint_remote_port> },
-    { "maildir_users", unsupported<hint_maildir> },
     { "get.", unsupported<hint_pop3> },
     { "online_gets.", unsupported<hint_pop3> },
     { "ident_trusted_nets", unsupported<no_hint> },

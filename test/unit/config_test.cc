@@ -146,6 +146,7 @@ TEST_CASE("defaults of masqmail 1.0")
     CHECK(c.listen_addresses[0].str() == "localhost:25");
     CHECK((c.do_relay && !c.do_queue && !c.do_save_envelope_to && !c.caseless_matching));
     CHECK(c.mbox_default == MboxMethod::mbox);
+    CHECK(c.maildir_users.empty());
     CHECK((c.mail_dir == "/var/mail" && c.spool_dir == "/var/spool/masqmail"));
     CHECK(
         (c.lock_dir == "/var/lock/masqmail" && c.log_dir == "/var/log/masqmail" && c.pid_dir == "/var/run"));
@@ -202,7 +203,7 @@ TEST_CASE("every typed main option")
           "query_routes.isp = \"/etc/r/isp.route\"\nquery_routes.Work-1 = \"/etc/r/w.route\"\n"
           "online_query = \"/usr/bin/mservdetect localhost 222\"\n"
           "alias_file = /etc/aliases\nglobalias_file = /etc/globaliases\ncaseless_matching = yes\n"
-          "mbox_default = mda\nmbox_users = \"root;bob\"\nmda_users = carol\n"
+          "mbox_default = mda\nmbox_users = \"root;bob\"\nmda_users = carol\nmaildir_users = \"dave;erin\"\n"
           "mda = \"/usr/bin/procmail -Y -d ${rcpt_local}\"\n"
           "mda_fromline = yes\nmda_fromhack = yes\npipe_fromline = yes\npipe_fromhack = yes\n"
           "mail_dir = /m\nspool_dir = /s\nlock_dir = /l\nlog_dir = \"\"\npid_dir = /p\n"
@@ -236,6 +237,7 @@ TEST_CASE("every typed main option")
     CHECK(c.mbox_default == MboxMethod::mda);
     CHECK(c.mbox_users == std::vector<std::string> { "root", "bob" });
     CHECK(c.mda_users == std::vector<std::string> { "carol" });
+    CHECK(c.maildir_users == std::vector<std::string> { "dave", "erin" });
     CHECK(c.mda->argv == std::vector<std::string> { "/usr/bin/procmail", "-Y", "-d", "${rcpt_local}" });
     CHECK((c.mda_fromline && c.mda_fromhack && c.pipe_fromline && c.pipe_fromhack));
     CHECK((c.mail_dir == "/m" && c.spool_dir == "/s" && c.lock_dir == "/l" && c.log_dir.empty()
@@ -254,6 +256,16 @@ TEST_CASE("every typed main option")
     CHECK(p.diag.entries().empty());
 }
 
+TEST_CASE("Maildir delivery is back (masqmail 0.2)")
+{
+    Parsed p = parse(base + "mbox_default = Maildir\nmaildir_users = bob\n");
+    INFO(p.messages());
+    REQUIRE(p.config);
+    CHECK(p.diag.warning_count() == 0);
+    CHECK(p.config->mbox_default == MboxMethod::maildir);
+    CHECK(p.config->maildir_users == std::vector<std::string> { "bob" });
+}
+
 TEST_CASE("bad values of main options")
 {
     struct Case {
@@ -261,8 +273,7 @@ TEST_CASE("bad values of main options")
         std::string reason;
     };
     std::vector<Case> cases {
-        { "mbox_default = maildir", "'mbox_default': 'maildir' is no longer supported" },
-        { "mbox_default = file", "'mbox_default': neither 'mbox' nor 'mda': 'file'" },
+        { "mbox_default = file", "'mbox_default': neither 'mbox', 'mda' nor 'maildir': 'file'" },
         { "spool_dir = spool", "'spool_dir': not an absolute path: 'spool'" },
         { "debug_level = 10", "'debug_level': not a number from 0 to 9: '10'" },
         { "debug_level = -1", "'debug_level': not a number from 0 to 9" },
@@ -361,13 +372,13 @@ TEST_CASE("removed names and unknown names only warn")
 {
     Parsed p = parse(base
         + "online_detect = pipe\nmserver_iface = localhost:222\nremote_port = 25\n"
-          "maildir_users = bob\nget.pop = /etc/pop\nonline_gets.isp = pop\n"
+          "get.pop = /etc/pop\nonline_gets.isp = pop\n"
           "ident_trusted_nets = 10.0.0.0/8\nlocal_nets = lan\nfrobnicate = 1\n");
     REQUIRE(p.config);
-    CHECK(p.diag.warning_count() == 9);
+    CHECK(p.diag.warning_count() == 8);
     CHECK(p.diag.entries()[0].text()
         == "t.conf:2: 'online_detect' is no longer supported; ignored (use online_query)");
-    CHECK(p.diag.entries()[8].text() == "t.conf:10: unknown option 'frobnicate' ignored");
+    CHECK(p.diag.entries()[7].text() == "t.conf:9: unknown option 'frobnicate' ignored");
 }
 
 TEST_CASE("a later assignment overrides an earlier one")

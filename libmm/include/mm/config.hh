@@ -20,7 +20,8 @@
 
 namespace mm::config {
 
-enum class MboxMethod { mbox, mda };
+// maildir: masqmail 0.2's native Maildir, back again.
+enum class MboxMethod { mbox, mda, maildir };
 
 struct MainConfig {
     std::string file; // the path it was read from
@@ -50,6 +51,7 @@ struct MainConfig {
     MboxMethod mbox_default = MboxMethod::mbox;
     std::vector<std::string> mbox_users;
     std::vector<std::string> mda_users;
+    std::vector<std::string> maildir_users; // masqmail 0.2
     std::optional<Command> mda;
     bool mda_fromline = false;
     bool mda_fromhack = false;

@@ -1,0 +1,46 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+// Appends a message to an mbox file (masqmail §4.4, without bugs §10 12, 45):
+// dot-lock plus fcntl lock, O_NOFOLLOW, regular single-link file owned by the
+// recipient, fsync before success, truncated back on any write error. Runs as
+// the recipient; the mailbox directory's contents are treated as hostile.
+// Linked by local-deliver.
+#pragma once
+
+#include "delivery.hh"
+
+#include "mm/fd.hh"
+
+#include <chrono>
+#include <ctime>
+#include <string>
+#include <string_view>
+#include <sys/types.h>
+
+namespace mm::local {
+
+struct MboxOptions {
+    uid_t owner = 0; // the recipient: the mailbox must belong to this uid
+    bool from_hack = true; // >From quoting (mbox always quotes; off only for tests)
+    std::time_t now = 0; // for the From_ line; 0: the current time
+    // Both locks are retried for up to lock_wait; still busy then: deferred.
+    std::chrono::milliseconds lock_wait { 10000 };
+    std::chrono::milliseconds lock_retry { 100 };
+    // A dot-lock older than this was left by a crash and is removed.
+    std::chrono::seconds stale_lock { 300 };
+};
+
+// Appends to `mailbox` in `mail_dir` (masqmail's mail_dir/LOCALPART).
+// `mailbox` must pass is_safe_mailbox_name(). The dot-lock mailbox.lock is
+// made in mail_dir when its permissions allow; where the recipient may not
+// create files there (EACCES, EPERM, EROFS: the classic root:mail 2775
+// /var/mail) the fcntl lock alone protects the append, as Postfix's local
+// does without setgid mail.
+DeliveryStatus deliver_mbox(const Dir& mail_dir, std::string_view mailbox, const MessageSource& message,
+    const LocalEnvelope& envelope, const MboxOptions& options);
+
+// The same for a mailbox given by path ("/var/mail/bob", a file alias):
+// the directory is opened as written, the last component with O_NOFOLLOW.
+DeliveryStatus deliver_mbox_path(const std::string& path, const MessageSource& message,
+    const LocalEnvelope& envelope, const MboxOptions& options);
+
+} // namespace mm::local
