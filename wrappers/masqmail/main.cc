@@ -1,20 +1,25 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 // masqmail, the front end of the legacy command line. Runs as the invoking
-// user with no privilege; argv and the environment are untrusted. The name it
-// is called by (sendmail, mailq, runq, ...) selects the default mode.
+// user with no privilege (no set-uid bit); argv, stdin and the environment
+// are untrusted. The name it is called by (sendmail, mailq, runq, ...)
+// selects the default mode; cli.cc parses, this file dispatches.
+#include "cli.hh"
+#include "context.hh"
 #include "mm/config_check.hh"
+#include "mm/log.hh"
 #include "mm/paths.hh"
 #include "mm/sysexits.hh"
 #include "mm_build_config.h"
+#include "queue_tools.hh"
+#include "submit.hh"
 
 #include <cstdio>
-#include <cstring>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace {
-
-void print_version() { std::printf("MasqMail %s\n", MM_VERSION); }
 
 std::string_view program_name(const char* argv0)
 {
@@ -23,58 +28,61 @@ std::string_view program_name(const char* argv0)
     return slash == std::string_view::npos ? name : name.substr(slash + 1);
 }
 
-int not_yet(std::string_view what)
+int not_yet(mm::cli::Mode mode)
 {
-    std::fprintf(stderr, "masqmail: %.*s is not available in this build yet\n",
-        static_cast<int>(what.size()), what.data());
+    std::fprintf(stderr, "masqmail: %s is not available in this build yet\n", mm::cli::mode_name(mode));
     return mm::ex::unavailable;
+}
+
+// Modes that read no configuration.
+std::optional<int> run_without_config(const mm::cli::Invocation& inv)
+{
+    using mm::cli::Mode;
+    switch (inv.mode) {
+    case Mode::version:
+        std::printf("MasqMail %s\n", MM_VERSION);
+        return mm::ex::ok;
+    case Mode::help:
+        std::fputs(mm::cli::usage_text().data(), stdout);
+        return mm::ex::ok;
+    case Mode::daemon_dir:
+        // Like postconf daemon_directory: where this binary finds its daemons.
+        std::printf("%s\n", mm::paths::daemon_dir().c_str());
+        return mm::ex::ok;
+    case Mode::check_config:
+        return mm::config::check_config(inv.config_path.value_or(mm::paths::default_config()), stdout);
+    default:
+        return std::nullopt;
+    }
+}
+
+int run(const mm::frontend::Context& ctx)
+{
+    using mm::cli::Mode;
+    for (const std::string& ignored : ctx.invocation.ignored_options)
+        mm::log::debug(1, "ignored option %s", ignored.c_str());
+    switch (ctx.invocation.mode) {
+    case Mode::accept: return mm::frontend::submit_from_stdin(ctx);
+    case Mode::list_queue: return mm::frontend::list_queue(ctx, false);
+    case Mode::list_queue_json: return mm::frontend::list_queue(ctx, true);
+    case Mode::remove: return mm::frontend::remove_messages(ctx);
+    case Mode::rebuild_aliases: return mm::frontend::check_aliases(ctx);
+    default: return not_yet(ctx.invocation.mode);
+    }
 }
 
 } // namespace
 
 int main(int argc, char* argv[])
 {
-    std::string_view name = program_name(argc > 0 ? argv[0] : nullptr);
-    if (name != "masqmail" && name != "sendmail")
-        return not_yet(name);
-
-    std::string config = mm::paths::default_config();
-    bool check = false;
-    int i = 1;
-    for (; i < argc && argv[i][0] == '-'; ++i) {
-        std::string_view arg(argv[i]);
-        if (arg == "--") {
-            ++i;
-            break;
-        }
-        if (arg == "-bV" || arg == "--version") {
-            print_version(); // masqmail prints the version without reading any config
-            return mm::ex::ok;
-        }
-        if (arg == "--daemon-dir") {
-            // Like postconf daemon_directory: where this binary finds its daemons.
-            std::printf("%s\n", mm::paths::daemon_dir().c_str());
-            return mm::ex::ok;
-        }
-        if (arg == "--check-config") {
-            check = true;
-        } else if (arg == "-C") {
-            if (i + 1 >= argc || argv[i + 1][0] == '-') {
-                std::fprintf(stderr, "masqmail: -C requires filename arg.\n");
-                return mm::ex::usage;
-            }
-            config = argv[++i];
-        } else if (arg.starts_with("-C")) {
-            config = std::string(arg.substr(2));
-        } else {
-            return not_yet(arg);
-        }
-    }
-    if (check)
-        return mm::config::check_config(config, stdout);
-    if (i >= argc) {
-        print_version(); // no mode and no recipient: masqmail prints its version
-        return mm::ex::ok;
-    }
-    return not_yet("delivery of mail");
+    std::vector<std::string_view> args(argv + (argc > 0 ? 1 : 0), argv + argc);
+    auto inv = mm::cli::parse_command_line(program_name(argc > 0 ? argv[0] : nullptr), args);
+    if (!inv)
+        return mm::frontend::report(inv.error());
+    if (auto status = run_without_config(*inv))
+        return *status;
+    auto ctx = mm::frontend::load_context(std::move(inv).value());
+    if (!ctx)
+        return mm::frontend::report(ctx.error());
+    return run(*ctx);
 }

@@ -1,0 +1,86 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+// Loading the front end's context. Runs as the invoking user.
+#include "context.hh"
+
+#include "mm/log.hh"
+#include "mm/paths.hh"
+#include "mm/priv.hh"
+#include "mm/sysexits.hh"
+
+#include <algorithm>
+#include <cstdio>
+#include <grp.h>
+#include <pwd.h>
+#include <unistd.h>
+
+namespace mm::frontend {
+
+namespace {
+
+bool in_group_mail(const priv::Identity& me)
+{
+    struct group* g = ::getgrnam("mail");
+    return g != nullptr && std::find(me.groups.begin(), me.groups.end(), g->gr_gid) != me.groups.end();
+}
+
+std::string gecos_name(uid_t uid)
+{
+    struct passwd* pw = ::getpwuid(uid);
+    if (pw == nullptr || pw->pw_gecos == nullptr)
+        return {};
+    std::string g = pw->pw_gecos;
+    return g.substr(0, g.find(','));
+}
+
+void open_log(const config::MainConfig& config)
+{
+    log::set_ident("masqmail");
+    // An ordinary user may not write the system log file: syslog then.
+    if (!log::configure({config.log_dir, config.use_syslog, config.debug_level}))
+        log::use_syslog();
+}
+
+} // namespace
+
+int report(const Error& error)
+{
+    std::fprintf(stderr, "masqmail: %s\n", error.message().c_str());
+    return error.exit_code();
+}
+
+Result<Context> load_context(cli::Invocation invocation)
+{
+    Context ctx;
+    ctx.uid = ::getuid();
+    ctx.config_path = invocation.config_path.value_or(paths::default_config());
+    config::Diagnostics diag;
+    auto config = config::read_main_config(ctx.config_path, diag);
+    if (!config) {
+        diag.print(stderr);
+        return Error::permanent("cannot read configuration " + ctx.config_path).exit_as(ex::config);
+    }
+    ctx.config = std::move(config).value();
+    if (invocation.config_path && ctx.uid != 0)
+        ctx.config.run_as_user = true; // a private instance of this user
+    if (invocation.debug_level) {
+        if (ctx.uid != 0 && !ctx.config.run_as_user)
+            return Error::permanent("only root may set the debug level.").exit_as(ex::noperm);
+        ctx.config.debug_level = static_cast<int>(*invocation.debug_level);
+    }
+    auto me = priv::lookup_uid(ctx.uid);
+    if (me) {
+        ctx.login = me->name;
+        ctx.privileged = ctx.uid == 0 || me->name == "mail" || me->name == "masqmail" || in_group_mail(*me);
+    } else {
+        ctx.login = std::to_string(ctx.uid); // no passwd entry (containers)
+        ctx.privileged = ctx.uid == 0;
+    }
+    ctx.privileged = ctx.privileged || ctx.config.run_as_user;
+    ctx.creates_spool = ctx.config.run_as_user || invocation.config_path.has_value();
+    ctx.full_name = gecos_name(ctx.uid);
+    ctx.invocation = std::move(invocation);
+    open_log(ctx.config);
+    return ctx;
+}
+
+} // namespace mm::frontend
