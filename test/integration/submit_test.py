@@ -135,6 +135,20 @@ class Submit(unittest.TestCase):
         self.assertEqual(r.returncode, 75)
         self.assertIn(b"cannot queue", r.stderr)
 
+    @unittest.skipUnless(os.geteuid() == 0, "needs root to give the spool to another user")
+    def test_spool_of_another_user_is_never_written(self):
+        self.assertEqual(self.send("bob", stdin=b"\nfirst\n").returncode, 0)
+        nobody = 65534
+        for d, dirs, files in os.walk(self.inst.path("spool")):
+            os.chown(d, nobody, nobody)
+            for f in files:
+                os.chown(os.path.join(d, f), nobody, nobody)
+        r = self.send("bob", stdin=b"\nsecond\n")
+        self.assertEqual(r.returncode, 75)
+        self.assertIn(b"belongs to another user", r.stderr)
+        self.assertEqual(len(spool_files(self.inst, "new")), 1)
+        self.assertEqual(spool_files(self.inst, "tmp"), [])
+
     def test_bad_config_is_78(self):
         with open(self.inst.conf, "a") as f:
             f.write("do_queue = y\n")

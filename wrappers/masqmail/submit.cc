@@ -13,6 +13,8 @@
 #include "mm/spool.hh"
 #include "mm/sysexits.hh"
 
+#include <cerrno>
+#include <sys/stat.h>
 #include <unistd.h>
 
 namespace mm::frontend {
@@ -67,11 +69,20 @@ Result<Submission> build_submission(const Context& ctx)
     return s;
 }
 
+// Committing in this process is right only for the spool's owner (a private
+// instance): files written by anyone else, root included, would be unreadable
+// for the queue's own user.
 Result<Accepted> commit_locally(const Context& ctx, const Submission& s, std::string_view content)
 {
     auto spool = Spool::open(ctx.config.spool_dir, ctx.creates_spool);
     if (!spool)
         return std::move(spool).error().with_context("cannot queue the message");
+    struct stat st{};
+    if (::fstat(spool->area(SpoolArea::tmp).get(), &st) != 0)
+        return Error::from_errno("cannot queue the message: stat " + ctx.config.spool_dir + "/tmp", errno);
+    if (st.st_uid != ctx.uid)
+        return Error::temporary("cannot queue the message: the spool " + ctx.config.spool_dir +
+                                " belongs to another user and no masqmail daemon takes submissions yet");
     return accept_message(*spool, ctx.config, s, content);
 }
 
