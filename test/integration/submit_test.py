@@ -149,6 +149,17 @@ class Submit(unittest.TestCase):
         self.assertEqual(len(spool_files(self.inst, "new")), 1)
         self.assertEqual(spool_files(self.inst, "tmp"), [])
 
+    def test_newaliases_checks_the_alias_files(self):
+        aliases = self.inst.write("aliases", "postmaster: root\nroot: \\root, bob\n")
+        with open(self.inst.conf, "a") as f:
+            f.write(f'alias_file = "{aliases}"\n')
+        r = self.send("-bi")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.inst.write("aliases", "postmaster: root\nbroken: \"unterminated\n")
+        r = self.send("-bi")
+        self.assertEqual(r.returncode, 78)
+        self.assertIn(f"{aliases}:2:".encode(), r.stderr)
+
     def test_bad_config_is_78(self):
         with open(self.inst.conf, "a") as f:
             f.write("do_queue = y\n")
