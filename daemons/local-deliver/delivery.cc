@@ -163,14 +163,4 @@ Result<void> write_rendered(MessageRenderer& renderer, const Fd& fd)
     }
 }
 
-bool is_safe_mailbox_name(std::string_view name)
-{
-    if (name.empty() || name.size() > limits::file_name || name.front() == '.')
-        return false;
-    for (char c : name)
-        if (c == '/' || c < 0x20 || c == 0x7f || static_cast<unsigned char>(c) >= 0x80)
-            return false;
-    return true;
-}
-
 } // namespace mm::local

@@ -6,6 +6,8 @@
 // Linked by local-deliver.
 #pragma once
 
+#include "mm/recipient.hh"
+
 #include "mm/address.hh"
 #include "mm/fd.hh"
 #include "mm/result.hh"
@@ -111,8 +113,8 @@ private:
 // Writes everything the renderer gives to `fd`.
 Result<void> write_rendered(MessageRenderer& renderer, const Fd& fd);
 
-// A mailbox name from a local part (user-needs A3): 1..255 bytes, no '/',
-// not starting with '.', no control or 8-bit bytes.
-bool is_safe_mailbox_name(std::string_view name);
+// Mailbox names are checked with mm::is_safe_mailbox_name (mm/recipient.hh),
+// the same rule alias expansion applies.
+using mm::is_safe_mailbox_name;
 
 } // namespace mm::local

@@ -55,7 +55,7 @@ bool is_safe_mailbox_name(std::string_view name)
         return false;
     for (char c : name) {
         auto byte = static_cast<unsigned char>(c);
-        if (c == '/' || byte < 0x20 || byte == 0x7f)
+        if (c == '/' || byte < 0x20 || byte >= 0x7f)
             return false;
     }
     return true;

@@ -108,6 +108,7 @@ TEST_CASE("is_safe_mailbox_name")
         { std::string("a\nb"), false },
         { std::string("a\0b", 3), false },
         { "a\x7f", false },
+        { "caf\xc3\xa9", false },
         { std::string(255, 'a'), true },
         { std::string(256, 'a'), false },
     };

@@ -29,7 +29,8 @@ bool is_local(const Address& address, const config::MainConfig& cfg);
 
 // A local part usable as a mailbox name (mail_dir/NAME, a user name): not
 // empty, at most limits::file_name bytes, no '/', no leading '.' (so neither
-// "." nor ".."), no control byte. Checked on every mailbox leaf (A3).
+// "." nor ".."), no control or 8-bit byte. Checked on every mailbox leaf (A3)
+// and again by local-deliver before it opens anything.
 bool is_safe_mailbox_name(std::string_view name);
 
 // The envelope recipients of a message plus cfg.log_user (the BCC archive
