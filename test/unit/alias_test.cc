@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 // Alias files: format, errors with file:line, lookup (plain and glob).
 #include "catch.hh"
+#include "config_fixture.hh"
 #include "mm/alias.hh"
 #include "mm/limits.hh"
 
@@ -17,13 +18,7 @@ struct Parsed {
     std::optional<AliasTable> table;
     Diagnostics diag;
 
-    std::string messages() const
-    {
-        std::string out;
-        for (const Diagnostic& d : diag.entries())
-            out += d.text() + "\n";
-        return out;
-    }
+    std::string messages() const { return mm::test::diagnostic_lines(diag); }
 };
 
 Parsed parse(const std::string& text, AliasFileKind kind = AliasFileKind::plain)

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 // masqmail.conf: lexer, typed values, defaults, legacy names, diagnostics.
 #include "catch.hh"
+#include "config_fixture.hh"
 #include "mm/config.hh"
 #include "mm/config_lexer.hh"
 #include "mm/config_value.hh"
@@ -24,13 +25,7 @@ struct Parsed {
     std::optional<MainConfig> config;
     Diagnostics diag;
 
-    std::string messages() const
-    {
-        std::string out;
-        for (const Diagnostic& d : diag.entries())
-            out += d.text() + "\n";
-        return out;
-    }
+    std::string messages() const { return mm::test::diagnostic_lines(diag); }
 };
 
 Parsed parse(const std::string& text)

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 // Route files: every option, defaults, legacy route options, bad values.
 #include "catch.hh"
+#include "config_fixture.hh"
 #include "mm/route.hh"
 
 #include <fstream>
@@ -17,13 +18,7 @@ struct Parsed {
     std::optional<RouteConfig> route;
     Diagnostics diag;
 
-    std::string messages() const
-    {
-        std::string out;
-        for (const Diagnostic& d : diag.entries())
-            out += d.text() + "\n";
-        return out;
-    }
+    std::string messages() const { return mm::test::diagnostic_lines(diag); }
 };
 
 Parsed parse(const std::string& text)
