@@ -51,6 +51,12 @@ class Submit(unittest.TestCase):
         self.assertIn(f"Message-ID: <{qid}@test.example>".encode(), content)
         self.assertTrue(content.startswith(b"Received: by test.example"))
 
+    def test_v_names_the_queue_id(self):
+        r = self.send("-v", "bob", stdin=b"\nx\n")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        qid, _ = self.only_message()
+        self.assertEqual(r.stderr, f"masqmail: queued as {qid}\n".encode())
+
     def test_dot_rules_without_i(self):
         r = self.send("bob", stdin=b"\nline\n..two dots\n.one dot\n.\nnot part\n")
         self.assertEqual(r.returncode, 0, r.stderr)
