@@ -52,22 +52,6 @@ std::string address_key(const Address& a, bool caseless_local)
     return (caseless_local ? lower(a.local_part()) : a.local_part()) + "@" + lower(a.domain());
 }
 
-// Where a leaf delivers: two leaves with one key deliver the same thing.
-// Pipes are keyed by command and alias, as Postfix local(8) keys them by
-// command and recipient: the command sees the recipient in its environment.
-std::string leaf_key(const AliasLeaf& leaf, bool caseless)
-{
-    if (leaf.kind == LeafKind::pipe) {
-        std::string key = "p " + address_key(leaf.address, caseless);
-        for (const std::string& arg : leaf.command.argv)
-            key += '\0' + arg;
-        return key;
-    }
-    if (!leaf.local)
-        return "r " + address_key(leaf.address, false);
-    return "m " + (caseless ? lower(leaf.address.local_part()) : leaf.address.local_part());
-}
-
 Error expansion_error(std::string reason)
 {
     return Error::permanent(std::move(reason));
@@ -254,6 +238,35 @@ std::string Expander::chain_text(std::size_t index) const
 }
 
 } // namespace
+
+// Where a leaf delivers: two leaves with one key deliver the same thing.
+// Pipes are keyed by command and alias, as Postfix local(8) keys them by
+// command and recipient: the command sees the recipient in its environment.
+// Command words are %-encoded so that the key stays printable ASCII.
+std::string leaf_key(const AliasLeaf& leaf, bool caseless)
+{
+    if (leaf.kind == LeafKind::pipe) {
+        std::string key = "p " + address_key(leaf.address, caseless);
+        static constexpr char hex[] = "0123456789ABCDEF";
+        for (const std::string& arg : leaf.command.argv) {
+            key += ' ';
+            for (unsigned char c : arg) {
+                if (c > 0x20 && c < 0x7f && c != '%') {
+                    key += static_cast<char>(c);
+                } else {
+                    key += '%';
+                    key += hex[c >> 4];
+                    key += hex[c & 15];
+                }
+            }
+        }
+        return key;
+    }
+    if (!leaf.local)
+        return "r " + address_key(leaf.address, false);
+    return "m " + (caseless ? lower(leaf.address.local_part()) : leaf.address.local_part());
+}
+
 
 std::string AliasLeaf::describe() const
 {

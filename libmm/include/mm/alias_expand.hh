@@ -54,6 +54,13 @@ struct Expansion {
     std::vector<AliasLeaf> leaves;
 };
 
+// What a leaf delivers to, as printable ASCII: "m NAME" (a mailbox), "r
+// user@domain" (remote), "p alias@domain WORD..." (a pipe; words %-encoded).
+// Two leaves with one key deliver the same thing. Stored in state files as
+// FinishedLeaf::key and passed to local-deliver, which compares it with its
+// own expansion: it is never executed.
+std::string leaf_key(const AliasLeaf& leaf, bool caseless_local);
+
 // Expands one top-level recipient. A non-local recipient gives one remote
 // leaf. Any error (loop, bad item, unsafe mailbox name, more than
 // limits::alias_depth levels or limits::alias_fanout leaves) fails this

@@ -1,0 +1,108 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+// The frames the daemons of the local mail path exchange, on top of the
+// framing of mm/ipc.hh: submissions to enqueue, deliveries to local-deliver,
+// requests to qmgr's control socket, and the status reply. Every decoder
+// takes hostile bytes (any local user can reach public/ sockets) and checks
+// each field and the end. Linked by the daemons and the front end.
+#pragma once
+
+#include "mm/fd.hh"
+#include "mm/ipc.hh"
+#include "mm/result.hh"
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace mm::protocol {
+
+// --- status (any server): ok, or an error with its kind and exit code. ---
+
+Result<std::string> encode_status(std::uint64_t request_id, const Result<void>& status);
+// The status carried by the frame (an Error rebuilt with kind, text and exit
+// code); the outer Result fails when the frame itself is malformed.
+Result<Result<void>> decode_status(ipc::FrameReader& frame);
+
+// --- submit_begin → enqueue (public/submit, private/enqueue) ---
+// The message travels as a passed descriptor (a memfd the client filled with
+// canonical content, LF line ends, dot rules already applied), so a
+// submission is one frame. Addresses are as the user typed them: enqueue
+// parses them and decides from the peer's credentials whether -f is allowed.
+struct SubmitRequest {
+    std::optional<std::string> sender;   // -f/-r; "<>" for a bounce (qmgr)
+    std::vector<std::string> recipients; // command-line recipients
+    bool extract_recipients = false;     // -t
+    std::optional<std::string> full_name; // -F
+    bool queue_only = false;             // -odq: no immediate delivery
+    bool verbose = false;                // -v (logged)
+};
+
+// Announces one descriptor: send the content fd with the frame.
+Result<std::string> encode_submit(std::uint64_t request_id, const SubmitRequest& request);
+struct DecodedSubmit {
+    SubmitRequest request;
+    Fd content;
+};
+Result<DecodedSubmit> decode_submit(ipc::FrameReader& frame);
+
+// submit_result: the queue id, or the error (kind, text, exit code).
+Result<std::string> encode_submit_result(std::uint64_t request_id, const Result<std::string>& queue_id);
+Result<Result<std::string>> decode_submit_result(ipc::FrameReader& frame);
+
+// --- deliver → local-deliver (private/local), from qmgr ---
+// One top-level local recipient of one message. `leaves` are the keys
+// (mm::leaf_key) of the alias leaves to deliver now; local-deliver expands
+// the recipient again from its own alias files and delivers only leaves of
+// that expansion whose key was asked for (DESIGN rule 3: qmgr never tells it
+// a command or a file). The message file is the passed descriptor.
+struct DeliverRequest {
+    std::string queue_id;
+    std::string return_path;  // "" for the null sender, else local@domain
+    std::string recipient;    // the top-level recipient, local@domain
+    std::vector<std::string> leaves;
+    std::string ident;        // the submitting user (masqmail's $ident)
+    std::string received_host; // the SMTP client, "" for local submissions
+    std::uint64_t content_offset = 0;
+    std::uint64_t content_length = 0;
+};
+Result<std::string> encode_deliver(std::uint64_t request_id, const DeliverRequest& request);
+struct DecodedDeliver {
+    DeliverRequest request;
+    Fd message;
+};
+Result<DecodedDeliver> decode_deliver(ipc::FrameReader& frame);
+
+enum class LeafOutcome : std::uint32_t { delivered = 0, deferred = 1, failed = 2 };
+struct LeafResult {
+    std::string key;
+    LeafOutcome outcome = LeafOutcome::deferred;
+    std::string reason; // printable; "" when delivered
+};
+// delivery_result: one entry per asked-for leaf, in any order; a leaf not
+// answered counts as deferred.
+Result<std::string> encode_delivery_result(std::uint64_t request_id, const std::vector<LeafResult>& leaves);
+Result<std::vector<LeafResult>> decode_delivery_result(ipc::FrameReader& frame);
+
+// --- qmgr control (public/qmgr-ctl): runq, runq -qo NAME, mailrm ---
+// run_queue: no fields; status reply once every message of the run had its attempt.
+// run_route: the route name; remove_message: queue ids. Each gets a status reply.
+Result<std::string> encode_run_queue(std::uint64_t request_id);
+Result<std::string> encode_run_route(std::uint64_t request_id, const std::string& route);
+Result<std::string> decode_run_route(ipc::FrameReader& frame);
+Result<std::string> encode_remove(std::uint64_t request_id, const std::vector<std::string>& queue_ids);
+Result<std::vector<std::string>> decode_remove(ipc::FrameReader& frame);
+
+// new_message (enqueue → qmgr, private/qmgr): a hint that new/ID exists.
+Result<std::string> encode_new_message(std::uint64_t request_id, const std::string& queue_id);
+Result<std::string> decode_new_message(ipc::FrameReader& frame);
+
+// Sends `frame` (and `fd`) on a blocking socket and waits for one reply
+// frame, at most `timeout_ms`: for the front end and one-shot clients.
+struct Reply {
+    std::string bytes;
+    Fd fd;
+};
+Result<Reply> call(const Fd& sock, const std::string& frame, const Fd* fd, int timeout_ms);
+
+} // namespace mm::protocol

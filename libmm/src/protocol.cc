@@ -1,0 +1,373 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+// Encoders and decoders of the local mail path's frames (mm/protocol.hh).
+#include "mm/protocol.hh"
+
+#include "mm/limits.hh"
+
+#include <cerrno>
+#include <poll.h>
+
+namespace mm::protocol {
+
+namespace {
+
+using ipc::FrameReader;
+using ipc::FrameWriter;
+using ipc::MessageType;
+
+// Field tags. Per message type; numbers are on the wire: only add.
+enum Tag : std::uint16_t {
+    t_ok = 1,
+    t_kind = 2,
+    t_exit = 3,
+    t_text = 4,
+    t_errno = 5,
+    t_sender = 10,
+    t_recipient = 11,
+    t_extract = 12,
+    t_full_name = 13,
+    t_queue_only = 14,
+    t_verbose = 15,
+    t_queue_id = 20,
+    t_return_path = 21,
+    t_leaf = 22,
+    t_ident = 23,
+    t_received_host = 24,
+    t_offset = 25,
+    t_length = 26,
+    t_outcome = 27,
+    t_reason = 28,
+    t_route = 29,
+};
+
+// Error texts come from anywhere: keep them text, bounded.
+std::string printable(std::string_view text)
+{
+    std::string out;
+    for (char c : text.substr(0, limits::error_text)) {
+        auto u = static_cast<unsigned char>(c);
+        out += (u < 0x20 || u == 0x7f) ? '?' : c;
+    }
+    return out;
+}
+
+void add_error(FrameWriter& w, const Error& e)
+{
+    w.add_bool(t_ok, false);
+    w.add_u32(t_kind, static_cast<std::uint32_t>(e.kind()));
+    w.add_u32(t_exit, static_cast<std::uint32_t>(e.exit_code()));
+    w.add_u32(t_errno, static_cast<std::uint32_t>(e.sys_errno()));
+    w.add_text(t_text, printable(e.message()));
+}
+
+// Reads the fields add_error() wrote (after t_ok = false) into `out`.
+Result<void> get_error(FrameReader& r, std::optional<Error>& out)
+{
+    auto kind = r.get_u32(t_kind);
+    if (!kind)
+        return std::move(kind).error();
+    if (*kind > static_cast<std::uint32_t>(ErrorKind::internal))
+        return Error::protocol("bad error kind");
+    auto exit = r.get_u32(t_exit);
+    if (!exit)
+        return std::move(exit).error();
+    auto err = r.get_u32(t_errno);
+    if (!err)
+        return std::move(err).error();
+    auto text = r.get_text(t_text);
+    if (!text)
+        return std::move(text).error();
+    Error e(static_cast<ErrorKind>(*kind), std::string(*text), static_cast<int>(*err & 0xffff));
+    if (*exit <= 255)
+        e.exit_as(static_cast<int>(*exit));
+    out = std::move(e);
+    return {};
+}
+
+Result<void> expect(const FrameReader& r, MessageType type)
+{
+    if (r.type() != type)
+        return Error::protocol(std::string("expected a ") + ipc::message_type_name(type) + " frame, got " +
+                               ipc::message_type_name(r.type()));
+    return {};
+}
+
+#define MM_TRY(var, expr)                  \
+    auto var = (expr);                     \
+    if (!var)                              \
+        return std::move(var).error()
+
+} // namespace
+
+Result<std::string> encode_status(std::uint64_t request_id, const Result<void>& status)
+{
+    FrameWriter w(MessageType::status, request_id);
+    if (status)
+        w.add_bool(t_ok, true);
+    else
+        add_error(w, status.error());
+    return w.finish();
+}
+
+Result<Result<void>> decode_status(FrameReader& r)
+{
+    if (auto ok = expect(r, MessageType::status); !ok)
+        return std::move(ok).error();
+    MM_TRY(ok, r.get_bool(t_ok));
+    Result<void> status;
+    if (!*ok) {
+        std::optional<Error> e;
+        if (auto got = get_error(r, e); !got)
+            return std::move(got).error();
+        status = std::move(*e);
+    }
+    if (auto end = r.finish(); !end)
+        return std::move(end).error();
+    return status;
+}
+
+Result<std::string> encode_submit(std::uint64_t request_id, const SubmitRequest& q)
+{
+    FrameWriter w(MessageType::submit_begin, request_id);
+    if (q.sender)
+        w.add_text(t_sender, *q.sender);
+    for (const std::string& r : q.recipients)
+        w.add_text(t_recipient, r);
+    w.add_bool(t_extract, q.extract_recipients);
+    if (q.full_name)
+        w.add_text(t_full_name, *q.full_name);
+    w.add_bool(t_queue_only, q.queue_only);
+    w.add_bool(t_verbose, q.verbose);
+    w.add_fd();
+    return w.finish();
+}
+
+Result<DecodedSubmit> decode_submit(FrameReader& r)
+{
+    if (auto ok = expect(r, MessageType::submit_begin); !ok)
+        return std::move(ok).error();
+    DecodedSubmit d;
+    MM_TRY(sender, r.get_optional_text(t_sender));
+    if (*sender)
+        d.request.sender = std::string(**sender);
+    while (r.next_is(t_recipient)) {
+        if (d.request.recipients.size() >= limits::recipients)
+            return Error::permanent("too many recipients");
+        MM_TRY(rcpt, r.get_text(t_recipient));
+        d.request.recipients.emplace_back(*rcpt);
+    }
+    MM_TRY(extract, r.get_bool(t_extract));
+    d.request.extract_recipients = *extract;
+    MM_TRY(name, r.get_optional_text(t_full_name));
+    if (*name)
+        d.request.full_name = std::string(**name);
+    MM_TRY(queue_only, r.get_bool(t_queue_only));
+    d.request.queue_only = *queue_only;
+    MM_TRY(verbose, r.get_bool(t_verbose));
+    d.request.verbose = *verbose;
+    MM_TRY(fd, r.get_fd());
+    d.content = std::move(fd).value();
+    if (auto end = r.finish(); !end)
+        return std::move(end).error();
+    return d;
+}
+
+Result<std::string> encode_submit_result(std::uint64_t request_id, const Result<std::string>& queue_id)
+{
+    FrameWriter w(MessageType::submit_result, request_id);
+    if (queue_id) {
+        w.add_bool(t_ok, true);
+        w.add_text(t_queue_id, *queue_id);
+    } else {
+        add_error(w, queue_id.error());
+    }
+    return w.finish();
+}
+
+Result<Result<std::string>> decode_submit_result(FrameReader& r)
+{
+    if (auto ok = expect(r, MessageType::submit_result); !ok)
+        return std::move(ok).error();
+    MM_TRY(ok, r.get_bool(t_ok));
+    Result<std::string> out = Error::internal("unset");
+    if (*ok) {
+        MM_TRY(id, r.get_text(t_queue_id));
+        out = std::string(*id);
+    } else {
+        std::optional<Error> e;
+        if (auto got = get_error(r, e); !got)
+            return std::move(got).error();
+        out = std::move(*e);
+    }
+    if (auto end = r.finish(); !end)
+        return std::move(end).error();
+    return out;
+}
+
+Result<std::string> encode_deliver(std::uint64_t request_id, const DeliverRequest& q)
+{
+    FrameWriter w(MessageType::deliver, request_id);
+    w.add_text(t_queue_id, q.queue_id);
+    w.add_text(t_return_path, q.return_path);
+    w.add_text(t_recipient, q.recipient);
+    for (const std::string& leaf : q.leaves)
+        w.add_text(t_leaf, leaf);
+    w.add_text(t_ident, q.ident);
+    w.add_text(t_received_host, q.received_host);
+    w.add_u64(t_offset, q.content_offset);
+    w.add_u64(t_length, q.content_length);
+    w.add_fd();
+    return w.finish();
+}
+
+Result<DecodedDeliver> decode_deliver(FrameReader& r)
+{
+    if (auto ok = expect(r, MessageType::deliver); !ok)
+        return std::move(ok).error();
+    DecodedDeliver d;
+    MM_TRY(id, r.get_text(t_queue_id));
+    d.request.queue_id = *id;
+    MM_TRY(rp, r.get_text(t_return_path));
+    d.request.return_path = *rp;
+    MM_TRY(rcpt, r.get_text(t_recipient));
+    d.request.recipient = *rcpt;
+    while (r.next_is(t_leaf)) {
+        if (d.request.leaves.size() >= limits::alias_fanout)
+            return Error::protocol("too many leaves");
+        MM_TRY(leaf, r.get_text(t_leaf));
+        d.request.leaves.emplace_back(*leaf);
+    }
+    MM_TRY(ident, r.get_text(t_ident));
+    d.request.ident = *ident;
+    MM_TRY(host, r.get_text(t_received_host));
+    d.request.received_host = *host;
+    MM_TRY(offset, r.get_u64(t_offset));
+    d.request.content_offset = *offset;
+    MM_TRY(length, r.get_u64(t_length));
+    d.request.content_length = *length;
+    MM_TRY(fd, r.get_fd());
+    d.message = std::move(fd).value();
+    if (auto end = r.finish(); !end)
+        return std::move(end).error();
+    return d;
+}
+
+Result<std::string> encode_delivery_result(std::uint64_t request_id, const std::vector<LeafResult>& leaves)
+{
+    FrameWriter w(MessageType::delivery_result, request_id);
+    for (const LeafResult& leaf : leaves) {
+        w.add_text(t_leaf, leaf.key);
+        w.add_u32(t_outcome, static_cast<std::uint32_t>(leaf.outcome));
+        w.add_text(t_reason, printable(leaf.reason));
+    }
+    return w.finish();
+}
+
+Result<std::vector<LeafResult>> decode_delivery_result(FrameReader& r)
+{
+    if (auto ok = expect(r, MessageType::delivery_result); !ok)
+        return std::move(ok).error();
+    std::vector<LeafResult> out;
+    while (!r.at_end()) {
+        if (out.size() >= limits::alias_fanout)
+            return Error::protocol("too many leaf results");
+        LeafResult leaf;
+        MM_TRY(key, r.get_text(t_leaf));
+        leaf.key = *key;
+        MM_TRY(outcome, r.get_u32(t_outcome));
+        if (*outcome > static_cast<std::uint32_t>(LeafOutcome::failed))
+            return Error::protocol("bad leaf outcome");
+        leaf.outcome = static_cast<LeafOutcome>(*outcome);
+        MM_TRY(reason, r.get_text(t_reason));
+        leaf.reason = *reason;
+        out.push_back(std::move(leaf));
+    }
+    if (auto end = r.finish(); !end)
+        return std::move(end).error();
+    return out;
+}
+
+Result<std::string> encode_run_queue(std::uint64_t request_id)
+{
+    FrameWriter w(MessageType::run_queue, request_id);
+    return w.finish();
+}
+
+Result<std::string> encode_run_route(std::uint64_t request_id, const std::string& route)
+{
+    FrameWriter w(MessageType::run_route, request_id);
+    w.add_text(t_route, route);
+    return w.finish();
+}
+
+Result<std::string> decode_run_route(FrameReader& r)
+{
+    if (auto ok = expect(r, MessageType::run_route); !ok)
+        return std::move(ok).error();
+    MM_TRY(route, r.get_text(t_route));
+    if (auto end = r.finish(); !end)
+        return std::move(end).error();
+    return std::string(*route);
+}
+
+Result<std::string> encode_remove(std::uint64_t request_id, const std::vector<std::string>& queue_ids)
+{
+    FrameWriter w(MessageType::remove_message, request_id);
+    for (const std::string& id : queue_ids)
+        w.add_text(t_queue_id, id);
+    return w.finish();
+}
+
+Result<std::vector<std::string>> decode_remove(FrameReader& r)
+{
+    if (auto ok = expect(r, MessageType::remove_message); !ok)
+        return std::move(ok).error();
+    std::vector<std::string> ids;
+    while (!r.at_end()) {
+        if (ids.size() >= limits::ipc_fields)
+            return Error::protocol("too many ids");
+        MM_TRY(id, r.get_text(t_queue_id));
+        ids.emplace_back(*id);
+    }
+    if (auto end = r.finish(); !end)
+        return std::move(end).error();
+    return ids;
+}
+
+Result<std::string> encode_new_message(std::uint64_t request_id, const std::string& queue_id)
+{
+    FrameWriter w(MessageType::new_message, request_id);
+    w.add_text(t_queue_id, queue_id);
+    return w.finish();
+}
+
+Result<std::string> decode_new_message(FrameReader& r)
+{
+    if (auto ok = expect(r, MessageType::new_message); !ok)
+        return std::move(ok).error();
+    MM_TRY(id, r.get_text(t_queue_id));
+    if (auto end = r.finish(); !end)
+        return std::move(end).error();
+    return std::string(*id);
+}
+
+Result<Reply> call(const Fd& sock, const std::string& frame, const Fd* fd, int timeout_ms)
+{
+    if (auto sent = ipc::send_frame(sock, frame, fd); !sent)
+        return std::move(sent).error();
+    pollfd p{.fd = sock.get(), .events = POLLIN, .revents = 0};
+    int n;
+    do
+        n = ::poll(&p, 1, timeout_ms);
+    while (n < 0 && errno == EINTR);
+    if (n < 0)
+        return Error::from_errno("poll", errno);
+    if (n == 0)
+        return Error::temporary("no reply from the daemon in time");
+    MM_TRY(got, ipc::recv_frame(sock));
+    if (got->status != ipc::RecvStatus::frame)
+        return Error::temporary("the daemon closed the connection");
+    return Reply{std::move(got->bytes), std::move(got->fd)};
+}
+
+} // namespace mm::protocol
