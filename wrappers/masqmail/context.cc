@@ -2,6 +2,7 @@
 // Loading the front end's context. Runs as the invoking user.
 #include "context.hh"
 
+#include "mm/caller.hh"
 #include "mm/log.hh"
 #include "mm/paths.hh"
 #include "mm/priv.hh"
@@ -16,21 +17,6 @@
 namespace mm::frontend {
 
 namespace {
-
-bool in_group_mail(const priv::Identity& me)
-{
-    struct group* g = ::getgrnam("mail");
-    return g != nullptr && std::find(me.groups.begin(), me.groups.end(), g->gr_gid) != me.groups.end();
-}
-
-std::string gecos_name(uid_t uid)
-{
-    struct passwd* pw = ::getpwuid(uid);
-    if (pw == nullptr || pw->pw_gecos == nullptr)
-        return {};
-    std::string g = pw->pw_gecos;
-    return g.substr(0, g.find(','));
-}
 
 void open_log(const config::MainConfig& config)
 {
@@ -67,17 +53,14 @@ Result<Context> load_context(cli::Invocation invocation)
             return Error::permanent("only root may set the debug level.").exit_as(ex::noperm);
         ctx.config.debug_level = static_cast<int>(*invocation.debug_level);
     }
-    auto me = priv::lookup_uid(ctx.uid);
-    if (me) {
-        ctx.login = me->name;
-        ctx.privileged = ctx.uid == 0 || me->name == "mail" || me->name == "masqmail" || in_group_mail(*me);
-    } else {
-        ctx.login = std::to_string(ctx.uid); // no passwd entry (containers)
-        ctx.privileged = ctx.uid == 0;
-    }
-    ctx.privileged = ctx.privileged || ctx.config.run_as_user;
+    std::optional<uid_t> owner;
+    if (ctx.config.run_as_user)
+        owner = ctx.uid; // a private instance: its user is privileged in it
+    Caller caller = identify_caller(ctx.uid, owner);
+    ctx.login = caller.login;
+    ctx.full_name = caller.full_name;
+    ctx.privileged = caller.privileged;
     ctx.creates_spool = ctx.config.run_as_user || invocation.config_path.has_value();
-    ctx.full_name = gecos_name(ctx.uid);
     ctx.invocation = std::move(invocation);
     open_log(ctx.config);
     return ctx;

@@ -2,18 +2,25 @@
 // Accept mode: recipients from argv (and with -t from the headers), the
 // message from stdin under masqmail's dot rules, then the enqueue code path.
 // Runs as the invoking user; stdin, argv and the environment are untrusted.
-// Today the message is committed in-process, which a private instance's
-// owner may do; submission through the enqueue daemon and the set-gid drop
-// helper for ordinary users of a system install come with those programs.
+// With the daemons running the message goes to enqueue over public/submit
+// (as a memfd; enqueue learns the user from SO_PEERCRED). Without them the
+// owner of a private instance commits it in-process through the same
+// enqueue code.
 #include "submit.hh"
 
+#include "mm/caller.hh"
 #include "mm/enqueue.hh"
+#include "mm/ipc.hh"
 #include "mm/log.hh"
 #include "mm/message_input.hh"
 #include "mm/spool.hh"
+#include "mm/protocol.hh"
 #include "mm/sysexits.hh"
 
 #include <cerrno>
+#include <cstdio>
+#include <optional>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -21,58 +28,28 @@ namespace mm::frontend {
 
 namespace {
 
-Result<Address> parse_sender(const Context& ctx)
+protocol::SubmitRequest make_request(const Context& ctx)
 {
-    const auto& wanted = ctx.invocation.sender;
-    AddressOptions opts{.qualify_domain = ctx.config.host_name, .allow_null = true};
-    if (!wanted)
-        return parse_address(ctx.login, opts);
-    if (!ctx.privileged)
-        return Error::permanent("must be root, mail or in group mail for setting return path.")
-            .exit_as(ex::noperm);
-    auto a = parse_address(*wanted, opts);
-    if (!a)
-        return Error::permanent("invalid return address '" + *wanted + "': " + a.error().message());
-    return a;
+    const cli::Invocation& inv = ctx.invocation;
+    protocol::SubmitRequest q;
+    q.sender = inv.sender;
+    q.recipients = inv.recipients;
+    q.extract_recipients = inv.extract_recipients;
+    q.full_name = inv.full_name;
+    q.queue_only = inv.queue_only;
+    q.verbose = inv.verbose;
+    return q;
 }
 
-Result<std::vector<Address>> parse_recipients(const Context& ctx)
+Caller caller_of(const Context& ctx)
 {
-    std::vector<Address> out;
-    AddressOptions opts{.qualify_domain = ctx.config.host_name, .allow_null = false};
-    for (const std::string& text : ctx.invocation.recipients) {
-        auto a = parse_address(text, opts);
-        if (a && a->local_part().starts_with('|'))
-            a = Error::permanent("pipe addresses are not accepted from the command line");
-        if (!a)
-            return Error::permanent("invalid recipient address '" + text + "': " + a.error().message());
-        out.push_back(std::move(a).value());
-    }
-    return out;
-}
-
-Result<Submission> build_submission(const Context& ctx)
-{
-    Submission s;
-    auto sender = parse_sender(ctx);
-    if (!sender)
-        return std::move(sender).error();
-    s.sender = std::move(sender).value();
-    auto rcpts = parse_recipients(ctx);
-    if (!rcpts)
-        return std::move(rcpts).error();
-    s.recipients = std::move(rcpts).value();
-    s.extract_recipients = ctx.invocation.extract_recipients;
-    s.full_name = ctx.invocation.full_name.value_or(ctx.full_name);
-    s.ident = ctx.login;
-    s.uid = static_cast<std::uint32_t>(ctx.uid);
-    return s;
+    return Caller{.uid = ctx.uid, .login = ctx.login, .full_name = ctx.full_name, .privileged = ctx.privileged};
 }
 
 // Committing in this process is right only for the spool's owner (a private
 // instance): files written by anyone else, root included, would be unreadable
 // for the queue's own user.
-Result<Accepted> commit_locally(const Context& ctx, const Submission& s, std::string_view content)
+Result<std::string> commit_locally(const Context& ctx, const Submission& s, std::string_view content)
 {
     auto spool = Spool::open(ctx.config.spool_dir, ctx.creates_spool);
     if (!spool)
@@ -82,15 +59,63 @@ Result<Accepted> commit_locally(const Context& ctx, const Submission& s, std::st
         return Error::from_errno("cannot queue the message: stat " + ctx.config.spool_dir + "/tmp", errno);
     if (st.st_uid != ctx.uid)
         return Error::temporary("cannot queue the message: the spool " + ctx.config.spool_dir +
-                                " belongs to another user and no masqmail daemon takes submissions yet");
-    return accept_message(*spool, ctx.config, s, content);
+                                " belongs to another user and no masqmail daemon is running");
+    auto accepted = accept_message(*spool, ctx.config, s, content);
+    if (!accepted)
+        return std::move(accepted).error();
+    return accepted->id.str();
+}
+
+// The message in an anonymous file, passed to enqueue as a descriptor.
+Result<Fd> content_file(std::string_view content)
+{
+    Fd fd(::memfd_create("masqmail-submission", MFD_CLOEXEC));
+    if (!fd.valid())
+        return Error::from_errno("memfd_create", errno);
+    while (!content.empty()) {
+        ssize_t n = ::write(fd.get(), content.data(), content.size());
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return Error::from_errno("write to memfd", errno);
+        content.remove_prefix(static_cast<std::size_t>(n));
+    }
+    return fd;
+}
+
+// Hands the message to a running enqueue daemon: nothing when none listens.
+std::optional<Result<std::string>> submit_to_daemon(
+    const Context& ctx, const protocol::SubmitRequest& request, std::string_view content)
+{
+    auto sock = ipc::connect_seqpacket(ctx.config.spool_dir + "/public/submit");
+    if (!sock)
+        return std::nullopt; // no daemon: ENOENT, ECONNREFUSED
+    auto fd = content_file(content);
+    if (!fd)
+        return Result<std::string>(std::move(fd).error().with_context("cannot queue the message"));
+    auto frame = protocol::encode_submit(1, request);
+    if (!frame)
+        return Result<std::string>(std::move(frame).error());
+    auto reply = protocol::call(*sock, *frame, &*fd, 120'000);
+    if (!reply)
+        return Result<std::string>(std::move(reply).error().with_context("cannot queue the message"));
+    auto parsed = ipc::FrameReader::parse(reply->bytes);
+    if (!parsed)
+        return Result<std::string>(Error::temporary("cannot queue the message: bad reply from enqueue"));
+    auto result = protocol::decode_submit_result(*parsed);
+    if (!result)
+        return Result<std::string>(Error::temporary("cannot queue the message: bad reply from enqueue"));
+    return std::move(result).value();
 }
 
 } // namespace
 
 int submit_from_stdin(const Context& ctx)
 {
-    auto submission = build_submission(ctx);
+    protocol::SubmitRequest request = make_request(ctx);
+    // Checked here too so that a refused -f or a bad address is reported
+    // before stdin is read; enqueue checks again with the peer's credentials.
+    auto submission = local_submission(request, caller_of(ctx), ctx.config);
     if (!submission)
         return report(submission.error());
     Fd in(STDIN_FILENO);
@@ -98,13 +123,17 @@ int submit_from_stdin(const Context& ctx)
     (void)in.release(); // stdin stays open for the process
     if (!content)
         return report(content.error());
-    auto accepted = commit_locally(ctx, *submission, *content);
-    if (!accepted) {
-        log::error("message from %s not accepted: %s", ctx.login.c_str(), accepted.error().message().c_str());
-        return report(accepted.error());
+    Result<std::string> queued = Error::internal("not submitted");
+    if (auto via_daemon = submit_to_daemon(ctx, request, *content))
+        queued = std::move(*via_daemon);
+    else
+        queued = commit_locally(ctx, *submission, *content);
+    if (!queued) {
+        log::error("message from %s not accepted: %s", ctx.login.c_str(), queued.error().message().c_str());
+        return report(queued.error());
     }
     if (ctx.invocation.verbose)
-        std::fprintf(stderr, "masqmail: queued as %s\n", accepted->id.c_str());
+        std::fprintf(stderr, "masqmail: queued as %s\n", queued->c_str());
     return ex::ok;
 }
 
