@@ -2,6 +2,7 @@
 // Daemon start-up shared by every daemon (mm/daemon.hh).
 #include "mm/daemon.hh"
 
+#include "mm/cursor.hh"
 #include "mm/log.hh"
 #include "mm/sysexits.hh"
 
@@ -24,8 +25,16 @@ Result<Options> parse_args(int argc, char** argv)
             o.config_path = argv[++i];
         else if (a == "--once")
             o.once = true;
+        else if (a == "--foreground")
+            o.foreground = true;
+        else if (a == "-q" && i + 1 < argc) {
+            auto n = parse_decimal<std::uint64_t>(argv[++i]);
+            if (!n || *n > 366ull * 86400)
+                return Error::permanent("bad queue interval").exit_as(ex::usage);
+            o.queue_interval = static_cast<std::int64_t>(*n);
+        }
         else
-            return Error::permanent("usage: " + std::string(argv[0]) + " -C CONFIG [--once]").exit_as(ex::usage);
+            return Error::permanent("usage: " + std::string(argv[0]) + " -C CONFIG [--once] [-q SECONDS] [--foreground]").exit_as(ex::usage);
     }
     if (o.config_path.empty() || o.config_path.front() != '/')
         return Error::permanent("-C needs an absolute configuration path").exit_as(ex::usage);

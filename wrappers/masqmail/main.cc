@@ -5,6 +5,7 @@
 // selects the default mode; cli.cc parses, this file dispatches.
 #include "cli.hh"
 #include "context.hh"
+#include "daemon_modes.hh"
 #include "mm/config_check.hh"
 #include "mm/log.hh"
 #include "mm/paths.hh"
@@ -65,7 +66,14 @@ int run(const mm::frontend::Context& ctx)
     case Mode::accept: return mm::frontend::submit_from_stdin(ctx);
     case Mode::list_queue: return mm::frontend::list_queue(ctx, false);
     case Mode::list_queue_json: return mm::frontend::list_queue(ctx, true);
-    case Mode::remove: return mm::frontend::remove_messages(ctx);
+    case Mode::remove:
+        if (auto done = mm::frontend::remove_via_daemon(ctx))
+            return *done;
+        return mm::frontend::remove_messages(ctx);
+    case Mode::daemon:
+    case Mode::queue_daemon: return mm::frontend::start_daemons(ctx, false);
+    case Mode::foreground_daemon: return mm::frontend::start_daemons(ctx, true);
+    case Mode::queue_run: return mm::frontend::run_queue(ctx);
     case Mode::rebuild_aliases: return mm::frontend::check_aliases(ctx);
     default: return not_yet(ctx.invocation.mode);
     }

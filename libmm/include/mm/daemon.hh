@@ -10,6 +10,7 @@
 #include "mm/priv.hh"
 #include "mm/result.hh"
 
+#include <cstdint>
 #include <string>
 #include <sys/types.h>
 #include <vector>
@@ -30,9 +31,11 @@ inline constexpr int first_listen_fd = 3;
 struct Options {
     std::string config_path;
     bool once = false; // qmgr: one queue run, then exit (runq without a daemon)
+    std::int64_t queue_interval = 0; // qmgr: -q SECONDS between queue runs; 0: none
+    bool foreground = false; // supervisor: --foreground (masqmail -bD, systemd, runit)
 };
 
-// "-C PATH [--once]"; anything else is a usage error (exit 64).
+// "-C PATH [--once] [-q SECONDS] [--foreground]"; anything else is a usage error (exit 64).
 Result<Options> parse_args(int argc, char** argv);
 
 struct Started {

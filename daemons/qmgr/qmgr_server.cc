@@ -1,0 +1,845 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+// The queue manager (qmgr_server.hh). One attempt of a message: open and
+// verify the file, read its state, expand each due local recipient's aliases,
+// ask local-deliver for the leaves not yet done, and when every answer is in,
+// bounce what failed, warn about what waits, and either remove the message
+// (every recipient final) or write its new state (rule 1: state first,
+// removal last).
+#include "qmgr_server.hh"
+
+#include "mm/alias.hh"
+#include "mm/alias_expand.hh"
+#include "mm/caller.hh"
+#include "mm/dsn.hh"
+#include "mm/frame_server.hh"
+#include "mm/log.hh"
+#include "mm/protocol.hh"
+#include "mm/recipient.hh"
+#include "mm/spool.hh"
+#include "mm/sysexits.hh"
+#include "mm_build_config.h"
+
+#include <algorithm>
+#include <cerrno>
+#include <csignal>
+#include <ctime>
+#include <deque>
+#include <event2/event.h>
+#include <fcntl.h>
+#include <map>
+#include <set>
+#include <sys/mman.h>
+#include <unistd.h>
+
+namespace mm::qmgr {
+
+namespace {
+
+constexpr std::size_t max_in_flight = 32;        // deliver requests outstanding
+constexpr std::int64_t min_backoff = 300;        // seconds, doubled per attempt
+constexpr std::int64_t max_backoff = 4000;       // as Postfix's maximal_backoff_time
+constexpr std::int64_t no_local_deliver_retry = 60;
+constexpr std::size_t dsn_include_limit = 100 * 1024;
+constexpr std::int64_t never = INT64_MAX;
+
+std::int64_t now_seconds()
+{
+    return static_cast<std::int64_t>(std::time(nullptr));
+}
+
+std::int64_t backoff(std::uint32_t attempts)
+{
+    std::int64_t delay = min_backoff;
+    for (std::uint32_t i = 1; i < attempts && delay < max_backoff; ++i)
+        delay *= 2;
+    return std::min(delay, max_backoff);
+}
+
+// One deliver request waiting for local-deliver's answer.
+struct Request {
+    std::string id;
+    std::size_t recipient = 0;
+    std::vector<std::string> keys;
+    bool remote_left = false; // the recipient also has remote leaves
+};
+
+// A message qmgr knows about. During an attempt it holds the open file and
+// the state being built.
+struct Job {
+    explicit Job(const QueueId& queue_id) : id(queue_id) {}
+    QueueId id;
+    std::int64_t next_try = 0;
+    bool busy = false;
+    bool forced = false;
+    bool remove_requested = false;
+    std::optional<OpenMessage> message;
+    DeliveryState state;
+    std::size_t outstanding = 0;
+};
+
+struct Run {
+    ConnectionPtr client; // null for the periodic run and --once
+    std::uint64_t request_id = 0;
+    std::set<std::string> waiting;
+};
+
+bool leaf_finished(const RecipientProgress& p, const std::string& key)
+{
+    return std::any_of(p.finished_leaves.begin(), p.finished_leaves.end(),
+        [&](const FinishedLeaf& f) { return f.key == key; });
+}
+
+bool any_leaf_failed(const RecipientProgress& p)
+{
+    return std::any_of(
+        p.finished_leaves.begin(), p.finished_leaves.end(), [](const FinishedLeaf& f) { return !f.delivered; });
+}
+
+std::string read_template(const std::string& path)
+{
+    if (path.empty())
+        return {};
+    Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
+    if (!fd.valid())
+        return {};
+    std::string text;
+    char buf[4096];
+    ssize_t n;
+    while ((n = ::read(fd.get(), buf, sizeof buf)) > 0 && text.size() < 64 * 1024)
+        text.append(buf, static_cast<std::size_t>(n));
+    return text;
+}
+
+class Manager {
+public:
+    Manager(const daemon::Started& started, Spool spool, event_base* base, uid_t queue_uid)
+        : started_(started), cfg_(started.config), spool_(std::move(spool)), base_(base), queue_uid_(queue_uid)
+    {
+        load_aliases();
+        fail_template_ = read_template(cfg_.errmsg_file);
+        warn_template_ = read_template(cfg_.warnmsg_file);
+    }
+
+    // --- entry points from the event loop ---
+
+    void start()
+    {
+        claim_new();
+        pump();
+    }
+
+    void new_message(const std::string& text)
+    {
+        auto id = QueueId::parse(text);
+        if (!id)
+            return;
+        if (auto claimed = spool_.claim_for_delivery(*id); !claimed) {
+            if (claimed.error().sys_errno() != ENOENT)
+                log::warning("%s: cannot claim: %s", id->c_str(), claimed.error().message().c_str());
+            return;
+        }
+        add_job(*id, 0);
+        for (Run& run : runs_)
+            if (run.client == nullptr)
+                run.waiting.insert(id->str()); // --once: mail made during the run is part of it
+        pump();
+    }
+
+    // A queue run: everything in new/ and queue/ is tried now.
+    void start_run(ConnectionPtr client, std::uint64_t request_id)
+    {
+        claim_new();
+        Run run{std::move(client), request_id, {}};
+        for (auto& [key, job] : jobs_) {
+            run.waiting.insert(key);
+            job.forced = true;
+            if (!job.busy && std::find(ready_.begin(), ready_.end(), key) == ready_.end())
+                ready_.push_back(key);
+        }
+        runs_.push_back(std::move(run));
+        finish_runs();
+        pump();
+    }
+
+    void tick()
+    {
+        std::int64_t now = now_seconds();
+        for (auto& [key, job] : jobs_)
+            if (!job.busy && job.next_try <= now && std::find(ready_.begin(), ready_.end(), key) == ready_.end())
+                ready_.push_back(key);
+        pump();
+    }
+
+    void control(const ConnectionPtr& c, ipc::FrameReader& frame)
+    {
+        std::optional<uid_t> owner;
+        if (started_.private_instance)
+            owner = started_.instance_uid;
+        Caller caller = identify_caller(c->peer().uid, owner);
+        bool privileged = caller.privileged || c->peer().uid == queue_uid_;
+        switch (frame.type()) {
+        case ipc::MessageType::run_queue:
+            if (!frame.finish())
+                return c->close();
+            if (!privileged)
+                return reply(c, frame.request_id(),
+                    Error::permanent("only root, mail or the instance's owner may run the queue").exit_as(ex::noperm));
+            log::info("queue run requested by %s", caller.login.c_str());
+            return start_run(c, frame.request_id());
+        case ipc::MessageType::remove_message: {
+            auto ids = protocol::decode_remove(frame);
+            if (!ids)
+                return c->close();
+            return reply(c, frame.request_id(), remove(*ids, caller, privileged));
+        }
+        default:
+            return c->close();
+        }
+    }
+
+    void local_readable()
+    {
+        for (;;) {
+            auto got = ipc::recv_frame(local_);
+            if (got && got->status == ipc::RecvStatus::would_block)
+                return;
+            if (!got || got->status == ipc::RecvStatus::peer_closed) {
+                log::warning("lost the connection to local-deliver");
+                local_lost();
+                return;
+            }
+            auto frame = ipc::FrameReader::parse(got->bytes);
+            auto leaves = frame ? protocol::decode_delivery_result(*frame) : Result<std::vector<protocol::LeafResult>>(frame.error());
+            if (!leaves) {
+                log::warning("bad answer from local-deliver: %s", leaves.error().message().c_str());
+                local_lost();
+                return;
+            }
+            answer(frame->request_id(), *leaves, "");
+        }
+    }
+
+    bool once_done() const { return started_.options.once && runs_.empty(); }
+
+private:
+    // --- the queue ---
+
+    void load_aliases()
+    {
+        config::Diagnostics diag;
+        if (cfg_.alias_file)
+            plain_ = config::read_alias_file(*cfg_.alias_file, config::AliasFileKind::plain, cfg_.host_name, diag);
+        if (cfg_.globalias_file)
+            glob_ = config::read_alias_file(*cfg_.globalias_file, config::AliasFileKind::glob, cfg_.host_name, diag);
+        if (diag.has_errors())
+            log::error("alias files have errors; see masqmail -bi");
+    }
+
+    AliasTables tables() const
+    {
+        return AliasTables{glob_ ? &*glob_ : nullptr, plain_ ? &*plain_ : nullptr};
+    }
+
+    void add_job(const QueueId& id, std::int64_t next_try)
+    {
+        auto [it, fresh] = jobs_.try_emplace(id.str(), id);
+        if (fresh)
+            it->second.next_try = next_try;
+        if (!it->second.busy && it->second.next_try <= now_seconds() &&
+            std::find(ready_.begin(), ready_.end(), id.str()) == ready_.end())
+            ready_.push_back(id.str());
+    }
+
+    // Claims everything in new/ and learns every message in queue/.
+    void claim_new()
+    {
+        auto listing = spool_.list_queue();
+        if (!listing) {
+            log::error("cannot list the queue: %s", listing.error().message().c_str());
+            return;
+        }
+        for (const QueueEntry& e : listing->messages) {
+            if (e.area == SpoolArea::incoming) {
+                if (auto claimed = spool_.claim_for_delivery(e.id); !claimed) {
+                    log::warning("%s: cannot claim: %s", e.id.c_str(), claimed.error().message().c_str());
+                    continue;
+                }
+            }
+            add_job(e.id, 0);
+        }
+        for (const QueueId& orphan : listing->orphan_states)
+            (void)spool_.remove_message(orphan);
+    }
+
+    void pump()
+    {
+        while (!ready_.empty() && in_flight_ < max_in_flight) {
+            std::string key = ready_.front();
+            ready_.pop_front();
+            auto it = jobs_.find(key);
+            if (it != jobs_.end() && !it->second.busy)
+                begin_attempt(it->second);
+        }
+    }
+
+    void begin_attempt(Job& job)
+    {
+        job.busy = true;
+        auto opened = spool_.open_for_delivery(job.id, SpoolArea::queue);
+        if (!opened) {
+            if (opened.error().is_temporary() && opened.error().sys_errno() != ENOENT) {
+                log::warning("%s: %s", job.id.c_str(), opened.error().message().c_str());
+                job.busy = false;
+                job.next_try = now_seconds() + no_local_deliver_retry;
+                return;
+            }
+            forget(job.id.str()); // removed, or quarantined as corrupt
+            return;
+        }
+        const Envelope& env = opened->message.envelope;
+        auto state = spool_.read_state(job.id, env.recipients.size());
+        if (!state) {
+            log::warning("%s: %s", job.id.c_str(), state.error().message().c_str());
+            if (state.error().is_temporary()) {
+                job.busy = false;
+                job.next_try = now_seconds() + no_local_deliver_retry;
+            } else {
+                forget(job.id.str());
+            }
+            return;
+        }
+        job.message = std::move(opened).value();
+        job.state = std::move(state).value();
+        std::int64_t now = now_seconds();
+        for (std::size_t i = 0; i < env.recipients.size(); ++i) {
+            RecipientProgress& p = job.state.recipients[i];
+            if (p.state != RecipientState::pending || (!job.forced && p.next_attempt > now))
+                continue;
+            plan_recipient(job, i, now);
+        }
+        if (job.outstanding == 0)
+            finish_attempt(job);
+    }
+
+    void plan_recipient(Job& job, std::size_t i, std::int64_t now)
+    {
+        const Envelope& env = job.message->message.envelope;
+        const Address& rcpt = env.recipients[i].address;
+        RecipientProgress& p = job.state.recipients[i];
+        if (!is_local(rcpt, cfg_)) {
+            p.last_error = "waiting for a route (remote delivery is not in this build yet)";
+            return;
+        }
+        auto expansion = expand_aliases(rcpt, tables(), cfg_);
+        if (!expansion) {
+            p.state = RecipientState::failed;
+            p.last_error = sanitize_error_text(expansion.error().message());
+            stamp(p, now);
+            log::notice("%s failed %s: %s", job.id.c_str(), rcpt.str().c_str(), p.last_error.c_str());
+            return;
+        }
+        Request req{job.id.str(), i, {}, false};
+        for (const AliasLeaf& leaf : expansion->leaves) {
+            std::string key = leaf_key(leaf, cfg_.caseless_matching);
+            if (leaf_finished(p, key))
+                continue;
+            if (!leaf.local)
+                req.remote_left = true;
+            else
+                req.keys.push_back(std::move(key));
+        }
+        if (req.keys.empty()) {
+            if (req.remote_left) {
+                p.last_error = "an alias leads to a remote address: waiting for a route";
+            } else {
+                p.state = any_leaf_failed(p) ? RecipientState::failed : RecipientState::delivered;
+                stamp(p, now);
+            }
+            return;
+        }
+        send_request(job, std::move(req));
+    }
+
+    static void stamp(RecipientProgress& p, std::int64_t now)
+    {
+        p.attempts++;
+        if (p.first_attempt == 0)
+            p.first_attempt = now;
+        p.last_attempt = now;
+    }
+
+    bool connect_local()
+    {
+        if (local_.valid())
+            return true;
+        auto sock = ipc::connect_seqpacket(cfg_.spool_dir + "/private/local", ipc::IoMode::nonblocking);
+        if (!sock)
+            return false;
+        local_ = std::move(sock).value();
+        local_ev_ = event_new(base_, local_.get(), EV_READ | EV_PERSIST, &Manager::on_local, this);
+        event_add(local_ev_, nullptr);
+        return true;
+    }
+
+    void send_request(Job& job, Request req)
+    {
+        const StoredMessage& m = job.message->message;
+        protocol::DeliverRequest d;
+        d.queue_id = job.id.str();
+        d.return_path = m.envelope.return_path.is_null() ? "" : m.envelope.return_path.str();
+        d.recipient = m.envelope.recipients[req.recipient].address.str();
+        d.leaves = req.keys;
+        d.ident = m.envelope.ident;
+        d.received_host = m.envelope.peer_address;
+        d.content_offset = m.layout.offset;
+        d.content_length = m.layout.length;
+        std::uint64_t rid = ++last_request_;
+        auto frame = protocol::encode_deliver(rid, d);
+        bool sent = frame && connect_local() && ipc::send_frame(local_, *frame, &job.message->fd);
+        job.outstanding++;
+        in_flight_++;
+        requests_.emplace(rid, std::move(req));
+        if (!sent) {
+            std::vector<protocol::LeafResult> none;
+            answer(rid, none, frame ? "local-deliver is not running" : frame.error().message());
+        }
+    }
+
+    void local_lost()
+    {
+        if (local_ev_ != nullptr) {
+            event_free(local_ev_);
+            local_ev_ = nullptr;
+        }
+        local_ = Fd();
+        std::vector<std::uint64_t> ids;
+        for (auto& [rid, req] : requests_)
+            ids.push_back(rid);
+        std::vector<protocol::LeafResult> none;
+        for (std::uint64_t rid : ids)
+            answer(rid, none, "local-deliver went away during the delivery");
+    }
+
+    // local-deliver's answer to one request; keys it does not mention are deferred with `missing`.
+    void answer(std::uint64_t rid, const std::vector<protocol::LeafResult>& leaves, const std::string& missing)
+    {
+        auto rit = requests_.find(rid);
+        if (rit == requests_.end())
+            return;
+        Request req = std::move(rit->second);
+        requests_.erase(rit);
+        in_flight_--;
+        auto jit = jobs_.find(req.id);
+        if (jit == jobs_.end())
+            return;
+        Job& job = jit->second;
+        RecipientProgress& p = job.state.recipients[req.recipient];
+        const Address& rcpt = job.message->message.envelope.recipients[req.recipient].address;
+        std::int64_t now = now_seconds();
+        std::string deferral;
+        bool all_done = true;
+        for (const std::string& key : req.keys) {
+            auto it = std::find_if(leaves.begin(), leaves.end(), [&](const auto& l) { return l.key == key; });
+            if (it == leaves.end()) {
+                all_done = false;
+                deferral = missing.empty() ? "no answer from local-deliver" : missing;
+            } else if (it->outcome == protocol::LeafOutcome::deferred) {
+                all_done = false;
+                deferral = it->reason;
+            } else {
+                p.finished_leaves.push_back({key, it->outcome == protocol::LeafOutcome::delivered});
+                if (it->outcome == protocol::LeafOutcome::failed)
+                    p.last_error = sanitize_error_text(it->reason);
+            }
+        }
+        stamp(p, now);
+        if (all_done && !req.remote_left) {
+            p.state = any_leaf_failed(p) ? RecipientState::failed : RecipientState::delivered;
+        } else if (!all_done) {
+            p.last_error = sanitize_error_text(deferral);
+            p.next_attempt = now + (missing.empty() ? backoff(p.attempts) : no_local_deliver_retry);
+            log::info("%s deferred %s: %s", job.id.c_str(), rcpt.str().c_str(), p.last_error.c_str());
+        }
+        if (--job.outstanding == 0)
+            finish_attempt(job);
+        pump();
+    }
+
+    // --- the end of an attempt ---
+
+    void finish_attempt(Job& job)
+    {
+        std::int64_t now = now_seconds();
+        const StoredMessage& m = job.message->message;
+        expire(job, now);
+        bounce(job, now);
+        warn(job, now);
+        std::string key = job.id.str();
+        if (job.state.all_final() || job.remove_requested) {
+            if (auto removed = spool_.remove_message(job.id); !removed) {
+                log::error("%s: cannot remove: %s", job.id.c_str(), removed.error().message().c_str());
+                job.next_try = now + no_local_deliver_retry;
+            } else {
+                log::info("%s %s", job.id.c_str(), job.remove_requested ? "removed" : "completed");
+                forget(key);
+                return;
+            }
+        } else if (auto written = spool_.write_state(job.id, job.state); !written) {
+            log::error("%s: cannot write state: %s", job.id.c_str(), written.error().message().c_str());
+        }
+        job.next_try = never;
+        for (std::size_t i = 0; i < m.envelope.recipients.size(); ++i) {
+            const RecipientProgress& p = job.state.recipients[i];
+            if (p.state == RecipientState::failed)
+                job.next_try = std::min(job.next_try, now + no_local_deliver_retry); // DSN not yet accepted
+            else if (p.state == RecipientState::pending && is_local(m.envelope.recipients[i].address, cfg_))
+                job.next_try = std::min(job.next_try, p.next_attempt);
+        }
+        job.message.reset();
+        job.busy = false;
+        job.forced = false;
+        attempt_done(key);
+    }
+
+    void forget(const std::string& key)
+    {
+        jobs_.erase(key);
+        attempt_done(key);
+    }
+
+    void attempt_done(const std::string& key)
+    {
+        for (Run& run : runs_)
+            run.waiting.erase(key);
+        finish_runs();
+    }
+
+    void finish_runs()
+    {
+        for (auto it = runs_.begin(); it != runs_.end();) {
+            if (it->waiting.empty() && started_.options.once)
+                adopt_new(*it); // bounces made during the run are part of it
+            if (!it->waiting.empty()) {
+                ++it;
+                continue;
+            }
+            if (it->client)
+                reply(it->client, it->request_id, Result<void>());
+            it = runs_.erase(it);
+        }
+        if (once_done())
+            event_base_loopexit(base_, nullptr);
+    }
+
+    void adopt_new(Run& run)
+    {
+        std::size_t known = jobs_.size();
+        claim_new();
+        if (jobs_.size() == known)
+            return;
+        for (auto& [key, job] : jobs_)
+            if (!job.busy && job.next_try <= now_seconds()) {
+                run.waiting.insert(key);
+                if (std::find(ready_.begin(), ready_.end(), key) == ready_.end())
+                    ready_.push_back(key);
+            }
+    }
+
+    // Local recipients deferred for longer than max_defer_time fail.
+    void expire(Job& job, std::int64_t now)
+    {
+        for (RecipientProgress& p : job.state.recipients) {
+            if (p.state != RecipientState::pending || p.first_attempt == 0)
+                continue;
+            if (expired(std::chrono::seconds(now - p.first_attempt), cfg_.max_defer_time)) {
+                p.state = RecipientState::failed;
+                p.last_error = sanitize_error_text("gave up after " +
+                    std::to_string((now - p.first_attempt) / 3600) + " hours: " + p.last_error);
+            }
+        }
+    }
+
+    DsnInput dsn_input(const Job& job, DsnKind kind, std::int64_t now)
+    {
+        const StoredMessage& m = job.message->message;
+        DsnInput in;
+        in.kind = kind;
+        in.host_name = cfg_.host_name;
+        in.reporting_mta_version = std::string("masqmail ") + MM_VERSION;
+        in.original_queue_id = job.id.str();
+        in.original_sender = m.envelope.return_path;
+        in.arrival_time = static_cast<std::time_t>(m.envelope.received_time);
+        in.now = static_cast<std::time_t>(now);
+        in.include_limit = dsn_include_limit;
+        in.to_postmaster = m.envelope.return_path.is_null();
+        in.received_host = m.envelope.peer_address;
+        in.ident = m.envelope.ident;
+        return in;
+    }
+
+    std::string original_content(const Job& job, bool whole)
+    {
+        const StoredMessage& m = job.message->message;
+        std::uint64_t want = whole && m.layout.length <= dsn_include_limit ? m.layout.length : m.layout.header_length;
+        std::string out(want, '\0');
+        std::size_t done = 0;
+        while (done < want) {
+            ssize_t n = ::pread(job.message->fd.get(), out.data() + done, want - done,
+                static_cast<off_t>(m.layout.offset + done));
+            if (n <= 0)
+                break;
+            done += static_cast<std::size_t>(n);
+        }
+        out.resize(done);
+        return out;
+    }
+
+    void bounce(Job& job, std::int64_t now)
+    {
+        const Envelope& env = job.message->message.envelope;
+        DsnInput in = dsn_input(job, DsnKind::failure, now);
+        std::vector<std::size_t> failed;
+        for (std::size_t i = 0; i < env.recipients.size(); ++i) {
+            const RecipientProgress& p = job.state.recipients[i];
+            if (p.state != RecipientState::failed)
+                continue;
+            failed.push_back(i);
+            DsnRecipient r;
+            r.address = env.recipients[i].address;
+            r.original = env.recipients[i].original;
+            r.status = "5.0.0";
+            r.action = DsnAction::failed;
+            r.diagnostic = "x-local; " + p.last_error;
+            r.last_attempt = static_cast<std::time_t>(p.last_attempt);
+            in.recipients.push_back(std::move(r));
+        }
+        if (failed.empty())
+            return;
+        std::string content = original_content(job, true);
+        in.original_content = content;
+        if (send_dsn(job, in, fail_template_))
+            for (std::size_t i : failed)
+                job.state.recipients[i].state = RecipientState::dsn_sent;
+    }
+
+    void warn(Job& job, std::int64_t now)
+    {
+        const Envelope& env = job.message->message.envelope;
+        if (env.return_path.is_null())
+            return;
+        DsnInput in = dsn_input(job, DsnKind::delay, now);
+        for (std::size_t i = 0; i < env.recipients.size(); ++i) {
+            const RecipientProgress& p = job.state.recipients[i];
+            if (p.state != RecipientState::pending || p.first_attempt == 0)
+                continue; // remote recipients wait for a route: offline time is no delay
+            DsnRecipient r;
+            r.address = env.recipients[i].address;
+            r.original = env.recipients[i].original;
+            r.status = "4.0.0";
+            r.action = DsnAction::delayed;
+            r.diagnostic = "x-local; " + p.last_error;
+            r.last_attempt = static_cast<std::time_t>(p.last_attempt);
+            r.will_retry_until = static_cast<std::time_t>(
+                p.first_attempt + static_cast<std::int64_t>(cfg_.max_defer_time.count()));
+            in.recipients.push_back(std::move(r));
+        }
+        if (in.recipients.empty())
+            return;
+        std::optional<std::chrono::seconds> since_last;
+        if (job.state.last_warning != 0)
+            since_last = std::chrono::seconds(now - job.state.last_warning);
+        if (!warning_due(cfg_.warn_intervals, std::chrono::seconds(now - env.received_time), since_last))
+            return;
+        std::string content = original_content(job, false);
+        in.original_content = content;
+        if (send_dsn(job, in, warn_template_))
+            job.state.last_warning = now;
+    }
+
+    // Builds the report and commits it through enqueue. True when nothing
+    // more is to be done for it (sent, or nobody to send it to).
+    bool send_dsn(const Job& job, const DsnInput& in, const std::string& tpl)
+    {
+        auto built = tpl.empty() ? build_dsn(in) : build_dsn_from_template(in, tpl);
+        if (!built) {
+            log::error("%s: cannot build the report: %s", job.id.c_str(), built.error().message().c_str());
+            return false;
+        }
+        if (!built->sent()) {
+            log::notice("%s: no report sent: %s", job.id.c_str(), dsn_not_sent_text(built->reason));
+            return true;
+        }
+        auto queued = submit_generated(*built->message);
+        if (!queued) {
+            log::warning("%s: report not queued: %s", job.id.c_str(), queued.error().message().c_str());
+            return false;
+        }
+        log::info("%s: %s report %s to %s", job.id.c_str(), in.kind == DsnKind::failure ? "failure" : "delay",
+            queued->c_str(), built->message->recipient.str().c_str());
+        return true;
+    }
+
+    Result<std::string> submit_generated(const GeneratedMessage& g)
+    {
+        auto sock = ipc::connect_seqpacket(cfg_.spool_dir + "/private/enqueue");
+        if (!sock)
+            return std::move(sock).error();
+        Fd fd(::memfd_create("masqmail-dsn", MFD_CLOEXEC));
+        if (!fd.valid())
+            return Error::from_errno("memfd_create", errno);
+        if (::write(fd.get(), g.content.data(), g.content.size()) != static_cast<ssize_t>(g.content.size()))
+            return Error::from_errno("write", errno);
+        protocol::SubmitRequest q;
+        q.sender = "<>";
+        q.recipients.push_back(g.recipient.str());
+        auto frame = protocol::encode_submit(1, q);
+        if (!frame)
+            return std::move(frame).error();
+        auto answer = protocol::call(*sock, *frame, &fd, 60'000);
+        if (!answer)
+            return std::move(answer).error();
+        auto parsed = ipc::FrameReader::parse(answer->bytes);
+        if (!parsed)
+            return std::move(parsed).error();
+        auto result = protocol::decode_submit_result(*parsed);
+        if (!result)
+            return std::move(result).error();
+        return std::move(result).value();
+    }
+
+    // --- control ---
+
+    Result<void> remove(const std::vector<std::string>& ids, const Caller& caller, bool privileged)
+    {
+        std::string problems;
+        for (const std::string& text : ids) {
+            auto outcome = remove_one(text, caller, privileged);
+            if (!outcome)
+                problems += (problems.empty() ? "" : "; ") + outcome.error().message();
+        }
+        if (!problems.empty())
+            return Error::permanent(problems);
+        return {};
+    }
+
+    Result<void> remove_one(const std::string& text, const Caller& caller, bool privileged)
+    {
+        auto id = QueueId::parse(text);
+        if (!id)
+            return Error::permanent(text + ": not a queue id");
+        (void)spool_.claim_for_delivery(*id); // from new/ if it waits there
+        auto env = spool_.read_envelope(*id, SpoolArea::queue);
+        if (!env)
+            return Error::permanent(text + ": no such message");
+        if (!privileged && env->envelope.submitter_uid != caller.uid)
+            return Error::permanent(text + ": not your message").exit_as(ex::noperm);
+        auto it = jobs_.find(id->str());
+        if (it != jobs_.end() && it->second.busy) {
+            it->second.remove_requested = true; // removed when the attempt ends
+        } else {
+            if (auto removed = spool_.remove_message(*id); !removed)
+                return Error::temporary(text + ": " + removed.error().message());
+            if (it != jobs_.end())
+                forget(id->str());
+        }
+        log::info("%s removed by %s", id->c_str(), caller.login.c_str());
+        return {};
+    }
+
+    static void reply(const ConnectionPtr& c, std::uint64_t request_id, const Result<void>& status)
+    {
+        if (auto frame = protocol::encode_status(request_id, status))
+            c->send(*frame);
+    }
+
+    static void on_local(evutil_socket_t, short, void* self)
+    {
+        static_cast<Manager*>(self)->local_readable();
+    }
+
+    const daemon::Started& started_;
+    const config::MainConfig& cfg_;
+    Spool spool_;
+    event_base* base_;
+    uid_t queue_uid_;
+    std::optional<config::AliasTable> plain_;
+    std::optional<config::AliasTable> glob_;
+    std::string fail_template_;
+    std::string warn_template_;
+    std::map<std::string, Job> jobs_;
+    std::deque<std::string> ready_;
+    std::map<std::uint64_t, Request> requests_;
+    std::vector<Run> runs_;
+    std::size_t in_flight_ = 0;
+    std::uint64_t last_request_ = 0;
+    Fd local_;
+    event* local_ev_ = nullptr;
+};
+
+void on_signal(evutil_socket_t, short, void* base)
+{
+    event_base_loopexit(static_cast<event_base*>(base), nullptr);
+}
+
+void on_tick(evutil_socket_t, short, void* manager)
+{
+    static_cast<Manager*>(manager)->tick();
+}
+
+void on_queue_run(evutil_socket_t, short, void* manager)
+{
+    static_cast<Manager*>(manager)->start_run(nullptr, 0);
+}
+
+} // namespace
+
+int serve(const daemon::Started& started, Fd notices, Fd control, uid_t queue_uid)
+{
+    auto spool = Spool::open(started.config.spool_dir, false);
+    if (!spool) {
+        log::error("qmgr cannot open the spool: %s", spool.error().message().c_str());
+        return ex::tempfail;
+    }
+    event_base* base = event_base_new();
+    {
+        Manager manager(started, std::move(spool).value(), base, queue_uid);
+        FrameServer notice_server(base, std::move(notices), std::vector<uid_t>{queue_uid},
+            [&](const ConnectionPtr& c, ipc::FrameReader& frame) {
+                auto id = protocol::decode_new_message(frame);
+                if (!id)
+                    return c->close();
+                manager.new_message(*id);
+            },
+            "qmgr");
+        FrameServer control_server(base, std::move(control), std::nullopt,
+            [&](const ConnectionPtr& c, ipc::FrameReader& frame) { manager.control(c, frame); }, "qmgr-ctl");
+        event* term = evsignal_new(base, SIGTERM, on_signal, base);
+        event* intr = evsignal_new(base, SIGINT, on_signal, base);
+        event_add(term, nullptr);
+        event_add(intr, nullptr);
+        event* tick = event_new(base, -1, EV_PERSIST, on_tick, &manager);
+        timeval five{5, 0};
+        event_add(tick, &five);
+        event* queue_run = nullptr;
+        if (started.options.queue_interval > 0) {
+            queue_run = event_new(base, -1, EV_PERSIST, on_queue_run, &manager);
+            timeval every{static_cast<time_t>(started.options.queue_interval), 0};
+            event_add(queue_run, &every);
+        }
+        log::info("qmgr started%s", started.options.once ? " for one queue run" : "");
+        if (started.options.once)
+            manager.start_run(nullptr, 0);
+        else
+            manager.start();
+        if (!manager.once_done())
+            event_base_dispatch(base);
+        for (event* e : {term, intr, tick, queue_run})
+            if (e != nullptr)
+                event_free(e);
+    }
+    event_base_free(base);
+    log::info("qmgr stopped");
+    return ex::ok;
+}
+
+} // namespace mm::qmgr
