@@ -711,28 +711,28 @@ private:
 
     Result<void> remove(const std::vector<std::string>& ids, const Caller& caller, bool privileged)
     {
-        std::string problems;
+        // The front end sends one id a request; more are allowed, and the
+        // first failure is the answer.
+        Result<void> first;
         for (const std::string& text : ids) {
             auto outcome = remove_one(text, caller, privileged);
-            if (!outcome)
-                problems += (problems.empty() ? "" : "; ") + outcome.error().message();
+            if (!outcome && first)
+                first = std::move(outcome);
         }
-        if (!problems.empty())
-            return Error::permanent(problems);
-        return {};
+        return first;
     }
 
     Result<void> remove_one(const std::string& text, const Caller& caller, bool privileged)
     {
         auto id = QueueId::parse(text);
         if (!id)
-            return Error::permanent(text + ": not a queue id");
+            return Error::permanent("invalid queue id '" + text + "'").exit_as(ex::usage);
         (void)spool_.claim_for_delivery(*id); // from new/ if it waits there
         auto env = spool_.read_envelope(*id, SpoolArea::queue);
         if (!env)
-            return Error::permanent(text + ": no such message");
+            return Error::permanent("no message " + text + " in the queue").exit_as(ex::noinput);
         if (!privileged && env->envelope.submitter_uid != caller.uid)
-            return Error::permanent(text + ": not your message").exit_as(ex::noperm);
+            return Error::permanent("message " + text + " is not yours").exit_as(ex::noperm);
         auto it = jobs_.find(id->str());
         if (it != jobs_.end() && it->second.busy) {
             it->second.remove_requested = true; // removed when the attempt ends

@@ -105,7 +105,16 @@ std::optional<int> remove_via_daemon(const Context& ctx)
     auto sock = connect_control(ctx);
     if (!sock)
         return std::nullopt;
-    return control_call(*sock, protocol::encode_remove(1, ctx.invocation.message_ids), 60'000);
+    // One request per id, so that each gets its own line and status.
+    int status = ex::ok;
+    for (const std::string& id : ctx.invocation.message_ids) {
+        int r = control_call(*sock, protocol::encode_remove(1, {id}), 60'000);
+        if (r == ex::ok)
+            std::printf("message %s deleted\n", id.c_str());
+        else if (status == ex::ok)
+            status = r;
+    }
+    return status;
 }
 
 } // namespace mm::frontend
