@@ -6,11 +6,16 @@
 #include "mm/enqueue.hh"
 #include "mm/frame_server.hh"
 #include "mm/log.hh"
+#include "mm/maildrop.hh"
 #include "mm/protocol.hh"
 #include "mm/spool.hh"
 #include "mm/sysexits.hh"
 
 #include <cerrno>
+#include <cstring>
+#include <ctime>
+#include <dirent.h>
+#include <fcntl.h>
 #include <csignal>
 #include <event2/event.h>
 #include <sys/stat.h>
@@ -37,7 +42,9 @@ public:
             c->close();
             return;
         }
-        Result<std::string> queued = commit(c->peer().uid, request->request, request->content);
+        auto content = read_content(request->content);
+        Result<std::string> queued = content ? commit(c->peer().uid, request->request, *content)
+                                             : Result<std::string>(std::move(content).error());
         if (!queued)
             log::notice("message from uid %u not accepted: %s", static_cast<unsigned>(c->peer().uid),
                 queued.error().message().c_str());
@@ -49,7 +56,6 @@ public:
             notify_qmgr(*queued);
     }
 
-private:
     Result<std::string> read_content(const Fd& fd)
     {
         struct stat st{};
@@ -77,7 +83,102 @@ private:
         return content;
     }
 
-    Result<std::string> commit(uid_t uid, const protocol::SubmitRequest& request, const Fd& content_fd)
+    // Commits every complete file in maildrop/ (postdrop's), as its owner.
+    void pickup()
+    {
+        const Dir& drops = spool_.area(SpoolArea::maildrop);
+        int dup = ::fcntl(drops.get(), F_DUPFD_CLOEXEC, 0);
+        DIR* dir = dup >= 0 ? ::fdopendir(dup) : nullptr;
+        if (dir == nullptr) {
+            if (dup >= 0)
+                ::close(dup);
+            log::error("cannot read maildrop/: %s", std::strerror(errno));
+            return;
+        }
+        std::vector<std::string> names;
+        while (dirent* e = ::readdir(dir)) {
+            std::string_view name = e->d_name;
+            if (maildrop::is_drop_name(name) || maildrop::is_temporary_name(name))
+                names.emplace_back(name);
+            if (names.size() >= 10000)
+                break; // the rest at the next pickup
+        }
+        ::closedir(dir);
+        for (const std::string& name : names)
+            pickup_one(drops, name);
+    }
+
+private:
+    void pickup_one(const Dir& drops, const std::string& name)
+    {
+        Fd fd(::openat(drops.get(), name.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK));
+        struct stat st{};
+        if (!fd.valid() || ::fstat(fd.get(), &st) != 0)
+            return;
+        if (maildrop::is_temporary_name(name)) {
+            if (std::time(nullptr) - st.st_mtime > maildrop::stale_temporary_age.count())
+                ::unlinkat(drops.get(), name.c_str(), 0); // its postdrop died: never acknowledged
+            return;
+        }
+        if (!S_ISREG(st.st_mode) || st.st_nlink != 1 ||
+            static_cast<std::uint64_t>(st.st_size) > maildrop::max_file_size()) {
+            set_aside(drops, name, "not a plain drop file");
+            return;
+        }
+        auto bytes = read_all(fd, static_cast<std::size_t>(st.st_size));
+        if (!bytes)
+            return; // read error: try again at the next pickup
+        auto drop = maildrop::parse(*bytes);
+        if (!drop) {
+            set_aside(drops, name, drop.error().message());
+            return;
+        }
+        auto queued = commit(st.st_uid, drop->request, drop->content);
+        if (!queued && queued.error().is_temporary()) {
+            log::warning("maildrop/%s: %s; kept for the next pickup", name.c_str(), queued.error().message().c_str());
+            return;
+        }
+        if (!queued) {
+            // The user's sendmail has already exited: all that can be done is tell the log.
+            log::error("maildrop/%s from uid %u refused: %s", name.c_str(), static_cast<unsigned>(st.st_uid),
+                queued.error().message().c_str());
+            set_aside(drops, name, queued.error().message());
+            return;
+        }
+        ::unlinkat(drops.get(), name.c_str(), 0); // a crash before this: a duplicate, never a loss
+        if (!drop->request.queue_only && !config_.do_queue)
+            notify_qmgr(*queued);
+    }
+
+    // Keeps a drop file that cannot be committed in corrupt/, for the administrator.
+    void set_aside(const Dir& drops, const std::string& name, const std::string& why)
+    {
+        std::string target = "maildrop." + name;
+        if (::renameat(drops.get(), name.c_str(), spool_.area(SpoolArea::corrupt).get(), target.c_str()) != 0)
+            log::error("maildrop/%s: %s; cannot move it aside: %s", name.c_str(), why.c_str(), std::strerror(errno));
+        else
+            log::error("maildrop/%s moved to corrupt/%s: %s", name.c_str(), target.c_str(), why.c_str());
+    }
+
+    static Result<std::string> read_all(const Fd& fd, std::size_t size)
+    {
+        std::string out(size, '\0');
+        std::size_t done = 0;
+        while (done < size) {
+            ssize_t n = ::pread(fd.get(), out.data() + done, size - done, static_cast<off_t>(done));
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n < 0)
+                return Error::from_errno("read", errno);
+            if (n == 0)
+                break;
+            done += static_cast<std::size_t>(n);
+        }
+        out.resize(done);
+        return out;
+    }
+
+    Result<std::string> commit(uid_t uid, const protocol::SubmitRequest& request, std::string_view content)
     {
         std::optional<uid_t> owner;
         if (started_.private_instance)
@@ -87,10 +188,7 @@ private:
         auto submission = local_submission(request, caller, config_);
         if (!submission)
             return std::move(submission).error();
-        auto content = read_content(content_fd);
-        if (!content)
-            return std::move(content).error();
-        auto accepted = accept_message(spool_, config_, *submission, *content);
+        auto accepted = accept_message(spool_, config_, *submission, content);
         if (!accepted)
             return std::move(accepted).error();
         return accepted->id.str();
@@ -147,9 +245,14 @@ int serve(const daemon::Started& started, Sockets sockets, uid_t queue_uid)
     {
         FrameServer internal(base, std::move(sockets.internal), std::vector<uid_t>{queue_uid}, handle, "enqueue");
         FrameServer submit(base, std::move(sockets.submit), std::nullopt, handle, "submit");
-        // Maildrop files are picked up by the queue run; the wake-up itself carries nothing.
+                // postdrop's wake-up carries nothing: any frame means "look in maildrop/".
         FrameServer pickup(base, std::move(sockets.pickup), std::nullopt,
-            [](const ConnectionPtr& c, ipc::FrameReader&) { c->close(); }, "pickup");
+            [&](const ConnectionPtr& c, ipc::FrameReader&) {
+                c->close();
+                server.pickup();
+            },
+            "pickup");
+        server.pickup(); // what was dropped while no daemon ran
         event* term = evsignal_new(base, SIGTERM, on_signal, base);
         event* intr = evsignal_new(base, SIGINT, on_signal, base);
         event_add(term, nullptr);

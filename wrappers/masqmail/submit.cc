@@ -12,6 +12,8 @@
 #include "mm/enqueue.hh"
 #include "mm/ipc.hh"
 #include "mm/log.hh"
+#include "mm/maildrop.hh"
+#include "mm/paths.hh"
 #include "mm/message_input.hh"
 #include "mm/spool.hh"
 #include "mm/protocol.hh"
@@ -20,7 +22,11 @@
 #include <cerrno>
 #include <cstdio>
 #include <optional>
+#include <cstring>
+#include <fcntl.h>
 #include <sys/mman.h>
+#include <sys/wait.h>
+#include <vector>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -52,18 +58,69 @@ Caller caller_of(const Context& ctx)
 Result<std::string> commit_locally(const Context& ctx, const Submission& s, std::string_view content)
 {
     auto spool = Spool::open(ctx.config.spool_dir, ctx.creates_spool);
+    if (!spool && spool.error().sys_errno() == EACCES)
+        return Error::permanent("the spool is not ours").exit_as(ex::noperm);
     if (!spool)
         return std::move(spool).error().with_context("cannot queue the message");
     struct stat st{};
     if (::fstat(spool->area(SpoolArea::tmp).get(), &st) != 0)
         return Error::from_errno("cannot queue the message: stat " + ctx.config.spool_dir + "/tmp", errno);
     if (st.st_uid != ctx.uid)
-        return Error::temporary("cannot queue the message: the spool " + ctx.config.spool_dir +
-                                " belongs to another user and no masqmail daemon is running");
+        return Error::permanent("the spool belongs to another user").exit_as(ex::noperm);
     auto accepted = accept_message(*spool, ctx.config, s, content);
     if (!accepted)
         return std::move(accepted).error();
     return accepted->id.str();
+}
+
+// No daemon, and the spool is not ours: the set-gid drop helper writes the
+// message to maildrop/, where enqueue finds it when it runs.
+Result<std::string> drop_with_postdrop(
+    const Context& ctx, const protocol::SubmitRequest& request, std::string_view content)
+{
+    auto file = maildrop::encode(request, content);
+    if (!file)
+        return std::move(file).error();
+    int pipefd[2];
+    if (::pipe2(pipefd, O_CLOEXEC) != 0)
+        return Error::from_errno("pipe", errno);
+    std::string path = paths::daemon_path("postdrop");
+    std::vector<std::string> args = {"postdrop"};
+    if (ctx.invocation.config_path)
+        args.insert(args.end(), {"-C", ctx.config_path});
+    pid_t pid = ::fork();
+    if (pid < 0)
+        return Error::from_errno("fork", errno);
+    if (pid == 0) {
+        ::dup2(pipefd[0], STDIN_FILENO);
+        std::vector<char*> argv;
+        for (std::string& a : args)
+            argv.push_back(a.data());
+        argv.push_back(nullptr);
+        char* envp[] = {nullptr};
+        ::execve(path.c_str(), argv.data(), envp);
+        std::fprintf(stderr, "masqmail: cannot run %s: %s\n", path.c_str(), std::strerror(errno));
+        ::_exit(ex::tempfail);
+    }
+    ::close(pipefd[0]);
+    Fd to_child(pipefd[1]);
+    std::string_view rest = *file;
+    while (!rest.empty()) {
+        ssize_t n = ::write(to_child.get(), rest.data(), rest.size());
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break; // postdrop gave up; its status says why
+        rest.remove_prefix(static_cast<std::size_t>(n));
+    }
+    to_child = Fd();
+    int status = 0;
+    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+        return std::string("maildrop");
+    int code = WIFEXITED(status) ? WEXITSTATUS(status) : ex::tempfail;
+    return Error::temporary("postdrop failed (exit status " + std::to_string(code) + ")").exit_as(code);
 }
 
 // The message in an anonymous file, passed to enqueue as a descriptor.
@@ -128,6 +185,8 @@ int submit_from_stdin(const Context& ctx)
         queued = std::move(*via_daemon);
     else
         queued = commit_locally(ctx, *submission, *content);
+    if (!queued && queued.error().exit_code() == ex::noperm)
+        queued = drop_with_postdrop(ctx, request, *content);
     if (!queued) {
         log::error("message from %s not accepted: %s", ctx.login.c_str(), queued.error().message().c_str());
         return report(queued.error());
