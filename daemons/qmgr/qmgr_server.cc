@@ -296,10 +296,12 @@ private:
             forget(job.id.str()); // removed, or quarantined as corrupt
             return;
         }
-        const Envelope& env = opened->message.envelope;
+        job.message = std::move(opened).value();
+        const Envelope& env = job.message->message.envelope;
         auto state = spool_.read_state(job.id, env.recipients.size());
         if (!state) {
             log::warning("%s: %s", job.id.c_str(), state.error().message().c_str());
+            job.message.reset();
             if (state.error().is_temporary()) {
                 job.busy = false;
                 job.next_try = now_seconds() + no_local_deliver_retry;
@@ -308,7 +310,6 @@ private:
             }
             return;
         }
-        job.message = std::move(opened).value();
         job.state = std::move(state).value();
         std::int64_t now = now_seconds();
         for (std::size_t i = 0; i < env.recipients.size(); ++i) {
