@@ -43,9 +43,10 @@ std::string default_config() { return std::string(MM_SYSCONFDIR) + "/masqmail.co
 
 std::string daemon_path_for(const std::string& exe, std::string_view name)
 {
-    // Build tree: daemons/NAME/NAME, as meson lays them out.
+    // Build tree: daemons/NAME/NAME (postdrop: wrappers/postdrop/postdrop), as meson lays them out.
     if (under_build_root(exe))
-        return std::string(MM_BUILD_ROOT) + "/daemons/" + std::string(name) + "/" + std::string(name);
+        return std::string(MM_BUILD_ROOT) + (name == "postdrop" ? "/wrappers/" : "/daemons/") + std::string(name) +
+               "/" + std::string(name);
     return dirname_of(exe) + "/" + MM_LIBEXEC_FROM_SBIN + "/" + std::string(name);
 }
 

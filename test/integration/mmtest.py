@@ -3,16 +3,21 @@
 instances under a temporary folder, free loopback ports, and a unittest
 runner that prints TAP so meson counts each test."""
 
+import json
 import os
+import re
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
+import time
 import unittest
 
 BUILD = os.environ.get("MM_BUILD_ROOT", os.path.join(os.path.dirname(__file__), "..", "..", "build"))
 SOURCE = os.environ.get("MM_SOURCE_ROOT", os.path.join(os.path.dirname(__file__), "..", ".."))
 MASQMAIL = os.path.join(BUILD, "wrappers", "masqmail", "masqmail")
+POSTDROP = os.path.join(BUILD, "wrappers", "postdrop", "postdrop")
 
 
 def free_port():
@@ -26,6 +31,38 @@ def run(args, stdin=b"", timeout=60, env=None, executable=None):
     """Runs a program without a shell; returns CompletedProcess with bytes."""
     return subprocess.run(args, input=stdin, capture_output=True, timeout=timeout,
                           env=env, executable=executable)
+
+
+def wait_for(predicate, timeout=20.0, interval=0.05):
+    """Polls predicate() until it returns something true or timeout seconds
+    pass; returns its last value (so a caller can assert on it)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value or time.monotonic() >= deadline:
+            return value
+        time.sleep(interval)
+
+
+def split_mbox(data):
+    """The messages of an mbox (bytes), each starting with its From_ line.
+    Raises ValueError when the file does not start with a From_ line."""
+    if not data:
+        return []
+    if not data.startswith(b"From "):
+        raise ValueError("mbox does not start with a From_ line: %r" % data[:80])
+    starts = [m.start() for m in re.finditer(rb"(?m)^From ", data)]
+    return [data[a:b] for a, b in zip(starts, starts[1:] + [len(data)])]
+
+
+def proc_cmdline(pid):
+    """argv of a live process as a list of str; [] when gone or a zombie."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            raw = f.read()
+    except OSError:
+        return []
+    return [a.decode(errors="replace") for a in raw.split(b"\0") if a]
 
 
 class Instance:
@@ -62,6 +99,87 @@ class Instance:
 
     def close(self):
         self.tmp.cleanup()
+
+    # --- daemons (masqmail -bd) and the instance's mailboxes ---
+
+    def pid_file(self):
+        return self.path("run", "masqmail.pid")
+
+    def daemon_pid(self):
+        """The supervisor's pid from the pid file, or None."""
+        try:
+            with open(self.pid_file()) as f:
+                text = f.read().strip()
+        except OSError:
+            return None
+        return int(text) if text.isdigit() else None
+
+    def processes(self):
+        """{pid: argv} of live processes started for this instance (the front
+        end, the supervisor and the daemons name its config on their command line)."""
+        confs = {self.conf, os.path.realpath(self.conf)}
+        found = {}
+        for name in os.listdir("/proc"):
+            if not name.isdigit() or int(name) == os.getpid():
+                continue
+            argv = proc_cmdline(name)
+            if any(a in confs for a in argv):
+                found[int(name)] = argv
+        return found
+
+    def start(self, *args, timeout=30):
+        """masqmail -bd -q30m: returns once the supervisor runs (pid file written).
+        Raises AssertionError when it does not start."""
+        r = self.masqmail("-bd", *(args or ("-q30m",)), timeout=timeout)
+        if r.returncode != 0:
+            raise AssertionError(f"masqmail -bd exited {r.returncode}: {r.stderr!r}")
+        if not wait_for(self.daemon_pid, timeout):
+            raise AssertionError("masqmail -bd wrote no pid file")
+        return r
+
+    def stop(self, timeout=30):
+        """SIGTERM to the supervisor named by the pid file; waits until no pid
+        file names a process and no process of this instance is left. Anything still
+        there after timeout is killed; returns True for a clean stop."""
+        pid = self.daemon_pid()
+        if pid is not None:
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        clean = bool(wait_for(lambda: self.daemon_pid() is None and not self.processes(), timeout))
+        if not clean:
+            for p in self.processes():
+                try:
+                    os.kill(p, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+        return clean
+
+    def log_text(self):
+        try:
+            with open(self.path("log", "masqmail.log"), errors="replace") as f:
+                return f.read()
+        except OSError:
+            return ""
+
+    def read_mbox(self, user):
+        """The bytes of mail_dir/USER (b"" when absent)."""
+        try:
+            with open(self.path("mail", user), "rb") as f:
+                return f.read()
+        except FileNotFoundError:
+            return b""
+
+    def mbox_messages(self, user):
+        return split_mbox(self.read_mbox(user))
+
+    def mailq_json(self):
+        """masqmail -bp --json parsed: one dict per queued message."""
+        r = self.masqmail("-bp", "--json")
+        if r.returncode != 0:
+            raise AssertionError(f"mailq --json exited {r.returncode}: {r.stderr!r}")
+        return [json.loads(line) for line in r.stdout.decode().splitlines() if line.strip()]
 
 
 class _TapResult(unittest.TestResult):
