@@ -21,8 +21,8 @@ struct LoadedTable {
 };
 
 // One file, or nothing when the option is unset.
-Result<LoadedTable> load_table(const std::optional<std::string>& path, config::AliasFileKind kind,
-    const config::MainConfig& cfg)
+Result<LoadedTable> load_table(
+    const std::optional<std::string>& path, config::AliasFileKind kind, const config::MainConfig& cfg)
 {
     if (!path)
         return LoadedTable {};
@@ -30,7 +30,8 @@ Result<LoadedTable> load_table(const std::optional<std::string>& path, config::A
     if (!file)
         return Error::permanent(*path + ": " + file.error().message());
     config::Diagnostics diag;
-    std::optional<config::AliasTable> table = config::parse_alias_table(file->text, *path, kind, cfg.host_name, diag);
+    std::optional<config::AliasTable> table
+        = config::parse_alias_table(file->text, *path, kind, cfg.host_name, diag);
     for (const config::Diagnostic& d : diag.entries())
         log::warning("%s", d.text().c_str());
     if (!table || diag.has_errors())

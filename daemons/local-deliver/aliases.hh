@@ -22,8 +22,8 @@ public:
     // ("file:line: reason"); an error in either file fails the whole load.
     static Result<LocalAliases> load(const config::MainConfig& cfg);
     // From tables in memory (tests).
-    LocalAliases(std::optional<config::AliasTable> glob, uid_t glob_owner, std::optional<config::AliasTable> plain,
-        uid_t plain_owner);
+    LocalAliases(std::optional<config::AliasTable> glob, uid_t glob_owner,
+        std::optional<config::AliasTable> plain, uid_t plain_owner);
 
     AliasTables tables() const;
 

@@ -48,9 +48,12 @@ Method mailbox_method(std::string_view name, const config::MainConfig& cfg)
     if (in_user_list(cfg.maildir_users, name, caseless))
         return Method::maildir;
     switch (cfg.mbox_default) {
-    case config::MboxMethod::mda: return Method::mda;
-    case config::MboxMethod::maildir: return Method::maildir;
-    case config::MboxMethod::mbox: break;
+    case config::MboxMethod::mda:
+        return Method::mda;
+    case config::MboxMethod::maildir:
+        return Method::maildir;
+    case config::MboxMethod::mbox:
+        break;
     }
     return Method::mbox;
 }
@@ -93,11 +96,13 @@ DeliveryStatus deliver_to(const Target& target, const AliasLeaf& leaf, const Mes
 {
     switch (target.method) {
     case Method::pipe:
-        return run_program(literal_command(leaf.command.argv), message, envelope, cfg.pipe_fromline, cfg.pipe_fromhack);
+        return run_program(
+            literal_command(leaf.command.argv), message, envelope, cfg.pipe_fromline, cfg.pipe_fromhack);
     case Method::mda:
         if (!cfg.mda)
             return DeliveryStatus::defer("no mda set in " + cfg.file);
-        return run_program(expand_command(cfg.mda->argv, envelope), message, envelope, cfg.mda_fromline, cfg.mda_fromhack);
+        return run_program(
+            expand_command(cfg.mda->argv, envelope), message, envelope, cfg.mda_fromline, cfg.mda_fromhack);
     case Method::mbox: {
         Result<Dir> mail_dir = open_dir(cfg.mail_dir);
         if (!mail_dir)
@@ -112,8 +117,8 @@ DeliveryStatus deliver_to(const Target& target, const AliasLeaf& leaf, const Mes
         Result<Dir> parent = open_dir(in_home ? target.identity->home : cfg.mail_dir);
         if (!parent)
             return DeliveryStatus::defer(parent.error().message());
-        return deliver_maildir(
-            *parent, in_home ? "Maildir" : target.mailbox, message, envelope, { target.owner, cfg.host_name });
+        return deliver_maildir(*parent, in_home ? "Maildir" : target.mailbox, message, envelope,
+            { target.owner, cfg.host_name });
     }
     }
     return DeliveryStatus::defer("unknown delivery method");
@@ -130,7 +135,8 @@ std::string describe_wait(int status)
 
 // The worker: becomes the target user (nothing to switch in a private
 // instance), delivers, reports through the pipe and exits.
-[[noreturn]] void worker_main(const Target& target, const std::function<DeliveryStatus()>& deliver, const Fd& report)
+[[noreturn]] void worker_main(
+    const Target& target, const std::function<DeliveryStatus()>& deliver, const Fd& report)
 {
     DeliveryStatus status = DeliveryStatus::defer("internal error in the delivery process");
     try {
@@ -160,8 +166,7 @@ DeliveryStatus run_in_worker(const Target& target, const std::function<DeliveryS
     write_end.reset();
     Result<std::string> report = read_all(read_end, worker_report_max);
     int status = 0;
-    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-    }
+    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) { }
     if (!report || report->empty() || report->front() < '0' || report->front() > '2')
         return DeliveryStatus::defer("delivery process " + describe_wait(status) + " without a result");
     auto kind = static_cast<DeliveryStatus::Kind>(report->front() - '0');
@@ -171,9 +176,12 @@ DeliveryStatus run_in_worker(const Target& target, const std::function<DeliveryS
 LeafOutcome outcome_of(DeliveryStatus::Kind kind)
 {
     switch (kind) {
-    case DeliveryStatus::delivered: return LeafOutcome::delivered;
-    case DeliveryStatus::failed: return LeafOutcome::failed;
-    case DeliveryStatus::deferred: break;
+    case DeliveryStatus::delivered:
+        return LeafOutcome::delivered;
+    case DeliveryStatus::failed:
+        return LeafOutcome::failed;
+    case DeliveryStatus::deferred:
+        break;
     }
     return LeafOutcome::deferred;
 }
@@ -185,9 +193,10 @@ LeafResult deliver_leaf(const DeliveryPlan& plan, const PlannedLeaf& planned, co
     envelope.rcpt = planned.leaf.address;
     std::string what = describe_leaf(planned.leaf, envelope.original_rcpt);
     Result<Target> target = choose_target(planned.leaf, ctx);
-    DeliveryStatus status = target ? run_in_worker(*target,
-                                [&] { return deliver_to(*target, planned.leaf, message, envelope, *ctx.cfg); })
-                                   : DeliveryStatus::from_error(target.error());
+    DeliveryStatus status = target
+        ? run_in_worker(
+            *target, [&] { return deliver_to(*target, planned.leaf, message, envelope, *ctx.cfg); })
+        : DeliveryStatus::from_error(target.error());
     LeafResult result { planned.key, outcome_of(status.kind), status.reason };
     log_outcome(plan.queue_id, what, target ? method_name(target->method) : "-", result);
     return result;
@@ -198,10 +207,14 @@ LeafResult deliver_leaf(const DeliveryPlan& plan, const PlannedLeaf& planned, co
 const char* method_name(Method method)
 {
     switch (method) {
-    case Method::mbox: return "mbox";
-    case Method::maildir: return "maildir";
-    case Method::mda: return "mda";
-    case Method::pipe: return "pipe";
+    case Method::mbox:
+        return "mbox";
+    case Method::maildir:
+        return "maildir";
+    case Method::mda:
+        return "mda";
+    case Method::pipe:
+        return "pipe";
     }
     return "?";
 }
@@ -238,7 +251,8 @@ Result<Target> choose_target(const AliasLeaf& leaf, const DeliveryContext& ctx)
     return target;
 }
 
-std::vector<LeafResult> deliver_leaves(const DeliveryPlan& plan, const MessageSource& message, const DeliveryContext& ctx)
+std::vector<LeafResult> deliver_leaves(
+    const DeliveryPlan& plan, const MessageSource& message, const DeliveryContext& ctx)
 {
     std::vector<LeafResult> results;
     for (const PlannedLeaf& planned : plan.to_deliver)

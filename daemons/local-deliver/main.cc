@@ -18,7 +18,7 @@ namespace {
 int fail(const char* what, const mm::Error& error)
 {
     mm::log::error("%s: %s", what, error.message().c_str());
-    std::fprintf(stderr, "local-deliver: %s: %s\n", what, error.message().c_str());
+    (void)std::fprintf(stderr, "local-deliver: %s: %s\n", what, error.message().c_str());
     return error.exit_code();
 }
 
@@ -50,11 +50,13 @@ int main(int argc, char** argv)
     // Become masqmail-local keeping CAP_SETUID and CAP_SETGID, permitted but
     // not effective, for the children's switch to each recipient; a private
     // instance keeps nothing and switches nothing.
-    if (auto became = daemon::become(*started, daemon::local_user, { Capability::setuid, Capability::setgid });
+    if (auto became
+        = daemon::become(*started, daemon::local_user, { Capability::setuid, Capability::setgid });
         !became)
         return fail("privileges", became.error());
 
-    mm::local::DeliveryContext ctx { &started->config, &*aliases, started->private_instance, started->instance_uid };
+    mm::local::DeliveryContext ctx { &started->config, &*aliases, started->private_instance,
+        started->instance_uid };
     mm::local::Server server(ctx, std::move(listener).value(), *qmgr);
     if (auto served = server.run(); !served)
         return fail("serve", served.error());

@@ -54,7 +54,8 @@ Result<LocalEnvelope> request_envelope(const protocol::DeliverRequest& request, 
 
 } // namespace
 
-std::vector<LeafResult> answer_all(const std::vector<std::string>& keys, LeafOutcome outcome, const std::string& reason)
+std::vector<LeafResult> answer_all(
+    const std::vector<std::string>& keys, LeafOutcome outcome, const std::string& reason)
 {
     std::vector<LeafResult> out;
     for (const std::string& key : distinct(keys))
@@ -73,7 +74,8 @@ DeliveryPlan plan_delivery(const protocol::DeliverRequest& request, const Delive
         return plan;
     }
     plan.envelope = std::move(envelope).value();
-    Result<Expansion> expansion = expand_aliases(plan.envelope.original_rcpt, ctx.aliases->tables(), *ctx.cfg);
+    Result<Expansion> expansion
+        = expand_aliases(plan.envelope.original_rcpt, ctx.aliases->tables(), *ctx.cfg);
     if (!expansion) {
         plan.answered = answer_all(request.leaves, LeafOutcome::failed, expansion.error().message());
         return plan;
@@ -98,7 +100,8 @@ std::vector<LeafResult> defer_planned(const DeliveryPlan& plan, const std::strin
     std::vector<LeafResult> results = plan.answered;
     for (const PlannedLeaf& planned : plan.to_deliver) {
         results.push_back({ planned.key, LeafOutcome::deferred, reason });
-        log_outcome(plan.queue_id, describe_leaf(planned.leaf, plan.envelope.original_rcpt), "-", results.back());
+        log_outcome(
+            plan.queue_id, describe_leaf(planned.leaf, plan.envelope.original_rcpt), "-", results.back());
     }
     return results;
 }
@@ -112,7 +115,8 @@ std::string describe_leaf(const AliasLeaf& leaf, const Address& original)
     return leaf.address.str() + " " + original.path();
 }
 
-void log_outcome(const std::string& queue_id, const std::string& what, const char* how, const LeafResult& result)
+void log_outcome(
+    const std::string& queue_id, const std::string& what, const char* how, const LeafResult& result)
 {
     switch (result.outcome) {
     case LeafOutcome::delivered:

@@ -20,7 +20,6 @@ namespace mm::local {
 
 namespace {
 
-using protocol::LeafOutcome;
 using protocol::LeafResult;
 
 constexpr int frames_per_wakeup = 32; // then other connections get their turn
@@ -43,20 +42,6 @@ Result<void> check_message(const Fd& fd, std::uint64_t offset, std::uint64_t len
     if (!end || *end > static_cast<std::uint64_t>(st.st_size))
         return Error::protocol("the message range lies beyond the end of the file");
     return ok();
-}
-
-// Catches at the edge of every libevent callback (STYLE: exceptions are for
-// bugs and out-of-memory; they end one connection or one child, not the daemon).
-template <class F>
-void guarded(const char* what, F&& body) noexcept
-{
-    try {
-        body();
-    } catch (const std::exception& e) {
-        log::error("%s: %s", what, e.what());
-    } catch (...) {
-        log::error("%s: unknown exception", what);
-    }
 }
 
 void on_accept(evutil_socket_t, short, void* arg)
@@ -196,6 +181,13 @@ Result<void> Server::Impl::set_up_events()
         return Error::internal("cannot create the event loop");
     accept_event = new_event(listener.get(), EV_READ | EV_PERSIST, on_accept, this);
     accept_resume = new_event(-1, 0, on_accept_resume, this);
+    // libevent restores the dispositions it found when the loop is freed:
+    // let that be "ignore", so that a second SIGTERM while quitting does
+    // not kill the process. Children set their own (server_children.cc).
+    struct sigaction ignore { };
+    ignore.sa_handler = SIG_IGN;
+    ::sigaction(SIGTERM, &ignore, nullptr);
+    ::sigaction(SIGINT, &ignore, nullptr);
     // SIGCHLD through the loop as well: children are reaped between events.
     for (int signo : { SIGTERM, SIGINT, SIGCHLD }) {
         event_callback_fn callback = signo == SIGCHLD ? on_child_exit : on_stop_signal;
@@ -229,7 +221,8 @@ void Server::Impl::accept_connections()
         connection->impl = this;
         connection->id = next_connection++;
         connection->sock = std::move(sock).value();
-        connection->readable = new_event(connection->sock.get(), EV_READ | EV_PERSIST, on_readable, connection.get());
+        connection->readable
+            = new_event(connection->sock.get(), EV_READ | EV_PERSIST, on_readable, connection.get());
         connection->writable = new_event(connection->sock.get(), EV_WRITE, on_writable, connection.get());
         event_add(connection->readable.get(), nullptr);
         log::debug(1, "connection %llu from qmgr", static_cast<unsigned long long>(connection->id));
@@ -272,16 +265,17 @@ Result<void> Server::Impl::take_request(Connection& connection, std::string_view
     const protocol::DeliverRequest& request = decoded->request;
     if (!QueueId::parse(request.queue_id))
         return Error::protocol("bad queue id");
-    if (Result<void> checked = check_message(decoded->message, request.content_offset, request.content_length);
+    if (Result<void> checked
+        = check_message(decoded->message, request.content_offset, request.content_length);
         !checked)
         return checked;
 
     DeliveryPlan plan = plan_delivery(request, ctx);
     log_answered(plan);
     std::uint64_t request_id = reader->request_id();
-    const char* refusal = stopping ? reason_stopping
+    const char* refusal = stopping                                                       ? reason_stopping
         : children.size() >= limits.max_children && waiting.size() >= limits.max_waiting ? reason_busy
-                                                                                        : nullptr;
+                                                                                         : nullptr;
     if (plan.to_deliver.empty() || refusal != nullptr) {
         std::vector<LeafResult> results = refusal != nullptr ? defer_planned(plan, refusal) : plan.answered;
         send_result(connection.id, request_id, plan.queue_id, std::move(results));
@@ -293,8 +287,8 @@ Result<void> Server::Impl::take_request(Connection& connection, std::string_view
     return ok();
 }
 
-void Server::Impl::send_result(
-    std::uint64_t connection, std::uint64_t request_id, const std::string& queue_id, std::vector<LeafResult> results)
+void Server::Impl::send_result(std::uint64_t connection, std::uint64_t request_id,
+    const std::string& queue_id, std::vector<LeafResult> results)
 {
     auto found = connections.find(connection);
     if (found == connections.end()) {
@@ -355,7 +349,8 @@ void Server::Impl::begin_stop()
     std::deque<Job> not_started = std::move(waiting);
     waiting.clear();
     for (Job& job : not_started)
-        send_result(job.connection, job.request_id, job.plan.queue_id, defer_planned(job.plan, reason_stopping));
+        send_result(
+            job.connection, job.request_id, job.plan.queue_id, defer_planned(job.plan, reason_stopping));
     if (children.empty()) {
         event_base_loopbreak(base.get());
         return;

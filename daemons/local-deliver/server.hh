@@ -24,8 +24,9 @@ struct ServerLimits {
     // Requests waiting for a child; each holds an open message descriptor.
     // Beyond this a request is answered deferred at once.
     std::size_t max_waiting = 512;
-    // After SIGTERM: how long running deliveries are waited for.
-    std::chrono::seconds stop_wait { 10 };
+    // After SIGTERM: how long running deliveries are waited for (less than
+    // the supervisor's 10 s before its SIGKILL).
+    std::chrono::seconds stop_wait { 8 };
 };
 
 class Server {

@@ -36,12 +36,14 @@ void on_report(evutil_socket_t, short, void* arg)
 {
     auto* child = static_cast<Server::Impl::Child*>(arg);
     Server::Impl* impl = child->impl;
-    try {
+    bool done = false;
+    guarded("delivery report", [&] {
         impl->collect_garbage();
         impl->read_report(*child);
-    } catch (const std::exception& e) {
-        log::error("delivery report: %s", e.what());
-    }
+        done = true;
+    });
+    if (!done)
+        impl->abandon_child(*child);
 }
 
 // The signals the loop handles go back to their defaults in a child, which
@@ -90,14 +92,13 @@ void Server::Impl::start_waiting_jobs()
 void Server::Impl::start_child(Job job)
 {
     int fds[2];
-    pid_t pid = -1;
     if (::pipe2(fds, O_CLOEXEC) != 0) {
         refuse_job(job, Error::from_errno("cannot start a delivery process: pipe", errno));
         return;
     }
     Fd report(fds[0]);
     Fd report_end(fds[1]);
-    pid = ::fork();
+    pid_t pid = ::fork();
     if (pid < 0) {
         refuse_job(job, Error::from_errno("cannot start a delivery process: fork", errno));
         return;
@@ -196,14 +197,34 @@ void Server::Impl::finish_child(Child& child)
         if (!planned.contains(leaf.key))
             continue;
         results.push_back({ leaf.key, LeafOutcome::deferred, reason_no_result });
-        log_outcome(plan.queue_id, describe_leaf(leaf.leaf, plan.envelope.original_rcpt), "-", results.back());
+        log_outcome(
+            plan.queue_id, describe_leaf(leaf.leaf, plan.envelope.original_rcpt), "-", results.back());
     }
     send_result(child.job.connection, child.job.request_id, plan.queue_id, std::move(results));
 
+    forget_child(child);
+    start_waiting_jobs();
+    stop_if_idle();
+}
+
+void Server::Impl::forget_child(Child& child)
+{
     event_del(child.readable.get());
     auto found = children.find(child.pid);
     dead_children.push_back(std::move(found->second));
     children.erase(found);
+}
+
+// After an exception while handling a child's report: its request cannot
+// be answered properly, so its connection is closed (qmgr then defers
+// every leaf it waits for) rather than left waiting for an answer.
+void Server::Impl::abandon_child(Child& child)
+{
+    if (!children.contains(child.pid))
+        return;
+    std::uint64_t connection = child.job.connection;
+    forget_child(child);
+    close_connection(connection, "internal error while reading a delivery report");
     start_waiting_jobs();
     stop_if_idle();
 }

@@ -6,12 +6,14 @@
 
 #include "server.hh"
 
+#include "mm/log.hh"
 #include "mm/protocol.hh"
 
 #include <event2/event.h>
 
 #include <cstdint>
 #include <deque>
+#include <exception>
 #include <map>
 #include <memory>
 #include <string>
@@ -32,6 +34,20 @@ using EventPtr = std::unique_ptr<event, EventFree>;
 // if still too long, the first results that fit (qmgr counts a leaf it got
 // no answer for as deferred).
 std::string encode_result(std::uint64_t request_id, std::vector<protocol::LeafResult> results);
+
+// Runs `body`, catching at the edge of a libevent callback (STYLE:
+// exceptions are for bugs and out-of-memory; the caller then ends one
+// connection or one child, never the daemon).
+template <class F> void guarded(const char* what, F&& body) noexcept
+{
+    try {
+        body();
+    } catch (const std::exception& e) {
+        log::error("%s: %s", what, e.what());
+    } catch (...) {
+        log::error("%s: unknown exception", what);
+    }
+}
 
 struct Server::Impl {
     struct Connection {
@@ -90,6 +106,8 @@ struct Server::Impl {
     void close_inherited_descriptors();
     void read_report(Child& child);
     void finish_child(Child& child);
+    void forget_child(Child& child);
+    void abandon_child(Child& child);
     void reap_children();
 
     DeliveryContext ctx;

@@ -296,7 +296,8 @@ Result<DropFile> parse(std::string_view bytes)
     if (!end)
         return std::move(end).error();
     if (end->layout.length > limits::message_size_hard)
-        return Error::permanent("content larger than " + std::to_string(limits::message_size_hard) + " bytes");
+        return Error::permanent(
+            "content larger than " + std::to_string(limits::message_size_hard) + " bytes");
     if (spool_record::crc32c(bytes.substr(0, bytes.size() - spool_format::crc_field_size)) != end->crc)
         return Error::permanent("checksum mismatch");
     std::string_view content = bytes.substr(content_offset, end->layout.length);

@@ -628,13 +628,13 @@ def disk_ceiling(base):
 
 # ------------------------------------------------------------------ main
 
-ROWS = [  # key, label, field, unit, better
-    ("submit_deliver", "sendmail -t -oi 4 KiB, delivering, median", "median_ms", "ms", "lower"),
-    ("submit_deliver", "sendmail -t -oi 4 KiB, delivering, p90", "p90_ms", "ms", "lower"),
-    ("submit_queue", "sendmail -t -oi 4 KiB, held/-odq, median", "median_ms", "ms", "lower"),
-    ("submit_queue", "sendmail -t -oi 4 KiB, held/-odq, p90", "p90_ms", "ms", "lower"),
-    ("deliver", "local delivery of {m} x 4 KiB to one mbox", "msg_per_s", "msg/s", "higher"),
-    ("deliver", "local delivery of {m}, wall time", "secs", "s", "lower"),
+ROWS = [  # key, label, field, unit
+    ("submit_deliver", "sendmail -t -oi 4 KiB, delivering, median", "median_ms", "ms"),
+    ("submit_deliver", "sendmail -t -oi 4 KiB, delivering, p90", "p90_ms", "ms"),
+    ("submit_queue", "sendmail -t -oi 4 KiB, held/-odq, median", "median_ms", "ms"),
+    ("submit_queue", "sendmail -t -oi 4 KiB, held/-odq, p90", "p90_ms", "ms"),
+    ("deliver", "local delivery of {m} x 4 KiB to one mbox", "msg_per_s", "msg/s"),
+    ("deliver", "local delivery of {m}, wall time", "secs", "s"),
 ]
 
 
@@ -668,7 +668,7 @@ def table(reps):
     per-repetition ratios (both MTAs measured minutes apart in one repetition)."""
     lines = ["| metric | masqmail | postfix | masqmail/postfix |", "|---|---|---|---|"]
     summary = {}
-    for key, label, field, unit, _ in ROWS:
+    for key, label, field, unit in ROWS:
         ours = values(reps, "masqmail", key, field)
         theirs = values(reps, "postfix", key, field)
         ratios = [a / b for a, b in zip(ours, theirs) if a is not None and b]
@@ -723,7 +723,7 @@ def main():
     ap.add_argument("--reps", type=int, default=1,
                     help="repetitions (MTA order rotated); figures are the median")
     ap.add_argument("--dir", default="/var/tmp/mm-bench",
-                    help="parent of both MTAs' spools and mail dirs (wiped per test)")
+                    help="parent of both MTAs' files; its postfix/ and masqmail/ are wiped per test")
     ap.add_argument("--masqmail", default=os.path.join(SOURCE_ROOT, "build", "wrappers",
                                                        "masqmail", "masqmail"),
                     help="the masqmail front end (default: the build tree's)")

@@ -217,8 +217,11 @@ class SetGid(unittest.TestCase):
     def test_set_gid_refuses_c_from_a_user(self):
         data = drop_file(["bob@example.org"], b"Subject: x\n\nbody\n")
         r = self.as_user(["-C", self.inst.conf], data)
-        self.assertEqual(r.returncode, 77, r.stderr)
-        self.assertIn(b"-C is refused", r.stderr)
+        # In a sanitizer build LeakSanitizer cannot ptrace a set-gid process
+        # at exit (and cannot read its options either): the status is then its.
+        if b"LeakSanitizer has encountered a fatal error" not in r.stderr:
+            self.assertEqual(r.returncode, 77, r.stderr)
+        self.assertTrue(r.stderr.startswith(b"postdrop: -C is refused"), r.stderr)
         self.assertEqual(os.listdir(self.maildrop), [])
 
     def test_root_may_use_c_with_the_set_gid_program(self):

@@ -3,7 +3,10 @@
 // scratch directory, the listening socket passed as descriptor 3 as the
 // supervisor does, deliver frames with a message file sent as qmgr sends
 // them, and the mailboxes, result frames and log lines checked.
+#include "aliases.hh"
 #include "catch.hh"
+#include "leaf_delivery.hh"
+#include "request.hh"
 
 #include "mm/alias.hh"
 #include "mm/alias_expand.hh"
@@ -18,10 +21,10 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
-#include <set>
 #include <optional>
 #include <poll.h>
 #include <pwd.h>
+#include <set>
 #include <sstream>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -59,7 +62,8 @@ void spit(const std::string& path, const std::string& text, mode_t mode = 0600)
 std::size_t count(const std::string& haystack, const std::string& needle)
 {
     std::size_t n = 0;
-    for (std::size_t pos = haystack.find(needle); pos != std::string::npos; pos = haystack.find(needle, pos + 1))
+    for (std::size_t pos = haystack.find(needle); pos != std::string::npos;
+         pos = haystack.find(needle, pos + 1))
         ++n;
     return n;
 }
@@ -75,8 +79,9 @@ public:
         spit(dir_.file("masqmail.conf"),
             "host_name = \"test.example\"\n"
             "spool_dir = \""
-                + dir_.file("spool") + "\"\nlog_dir = \"" + dir_.file("log") + "\"\nmail_dir = \"" + dir_.file("mail")
-                + "\"\nalias_file = \"" + dir_.file("aliases") + "\"\nrun_as_user = true\n" + extra_conf);
+                + dir_.file("spool") + "\"\nlog_dir = \"" + dir_.file("log") + "\"\nmail_dir = \""
+                + dir_.file("mail") + "\"\nalias_file = \"" + dir_.file("aliases")
+                + "\"\nrun_as_user = true\n" + extra_conf);
         // The message file as qmgr has it: content after some bytes of envelope.
         spit(dir_.file("message"), "ENVELOPE RECORDS\n" + content);
         start();
@@ -309,7 +314,8 @@ TEST_CASE("local-deliver daemon: mbox_default = mda runs the mda, mbox_users sti
     std::string mda = scripts.file("mda");
     spit(mda, "#!/bin/sh\necho \"$1 $2\" > " + out + ".args\n/bin/cat > " + out + "\n", 0700);
     Instance instance("",
-        "mbox_default = mda\nmbox_users = \"bob\"\nmda = \"" + mda + " ${rcpt_local} $uid\"\nmda_fromline = yes\n");
+        "mbox_default = mda\nmbox_users = \"bob\"\nmda = \"" + mda
+            + " ${rcpt_local} $uid\"\nmda_fromline = yes\n");
     CHECK(outcome(deliver_all(instance, "dave@test.example"), "m dave") == LeafOutcome::delivered);
     CHECK(slurp(out + ".args") == "dave " + queue_id + "\n");
     std::string delivered = slurp(out);
@@ -323,7 +329,8 @@ TEST_CASE("local-deliver daemon: mbox_default = mda runs the mda, mbox_users sti
 
 TEST_CASE("local-deliver daemon: an alias to two mailboxes delivers both")
 {
-    Instance instance("team: bob, carol\n");
+    // \carol: a final address, delivered to the mailbox without a lookup.
+    Instance instance("team: bob, \\carol\ncarol: nobody-else\n");
     auto keys = instance.local_keys("team@test.example");
     REQUIRE(keys == std::vector<std::string> { "m bob", "m carol" });
     Answer answer = deliver_all(instance, "team@test.example");
@@ -363,7 +370,8 @@ TEST_CASE("local-deliver daemon: alias pipes exiting 0, 75 and 1")
     REQUIRE(answer.leaves.size() == 1);
     CHECK(answer.leaves.begin()->second.outcome == LeafOutcome::failed);
     CHECK(answer.leaves.begin()->second.reason.find("no such list") != std::string::npos);
-    CHECK(instance.log().find(queue_id + " == |" + never + " <never@test.example> failed: ") != std::string::npos);
+    CHECK(instance.log().find(queue_id + " == |" + never + " <never@test.example> failed: ")
+        != std::string::npos);
 }
 
 TEST_CASE("local-deliver daemon: keys not in its own expansion are not delivered")
@@ -531,4 +539,145 @@ TEST_CASE("local-deliver daemon: a peer of another uid is refused")
     CHECK(WEXITSTATUS(status) == 0);
     CHECK(instance.log().find("connection refused") != std::string::npos);
     CHECK(outcome(deliver_all(instance, "bob@test.example"), "m bob") == LeafOutcome::delivered);
+}
+
+// --- The choices behind a delivery, without a process: planning, and the
+// user and transport of each leaf in a system install. ---
+
+namespace {
+
+struct Setup {
+    mm::config::MainConfig cfg;
+    mm::local::LocalAliases aliases;
+};
+
+Setup setup(const std::string& conf, const std::string& plain, uid_t plain_owner,
+    const std::string& glob = "", uid_t glob_owner = 0)
+{
+    mm::config::Diagnostics diag;
+    auto cfg = mm::config::parse_main_config("host_name = \"test.example\"\n" + conf, "test.conf", diag);
+    REQUIRE(cfg);
+    auto table = [&](const std::string& text, mm::config::AliasFileKind kind) {
+        std::optional<mm::config::AliasTable> t;
+        if (!text.empty()) {
+            t = mm::config::parse_alias_table(text, "aliases", kind, "test.example", diag);
+            REQUIRE(t);
+        }
+        return t;
+    };
+    return { *cfg,
+        mm::local::LocalAliases(table(glob, mm::config::AliasFileKind::glob), glob_owner,
+            table(plain, mm::config::AliasFileKind::plain), plain_owner) };
+}
+
+mm::local::DeliveryContext system_install(const Setup& s)
+{
+    return { &s.cfg, &s.aliases, false, 0 };
+}
+
+mm::AliasLeaf only_leaf(const Setup& s, const std::string& recipient)
+{
+    auto address = mm::parse_path(recipient, {});
+    REQUIRE(address);
+    auto expansion = mm::expand_aliases(*address, s.aliases.tables(), s.cfg);
+    REQUIRE(expansion);
+    REQUIRE(expansion->leaves.size() == 1);
+    return expansion->leaves.front();
+}
+
+uid_t uid_of(const char* name)
+{
+    struct passwd* pw = ::getpwnam(name);
+    REQUIRE(pw != nullptr);
+    return pw->pw_uid;
+}
+
+} // namespace
+
+TEST_CASE("local-deliver plan: asked keys are matched against its own expansion")
+{
+    Setup s = setup("", "list: bob, \\carol, far@elsewhere.org\n", 0);
+    mm::local::DeliveryContext ctx = system_install(s);
+    DeliverRequest q;
+    q.queue_id = queue_id;
+    q.recipient = "list@test.example";
+    q.leaves = { "m carol", "m bob", "m dave", "r far@elsewhere.org", "m bob" };
+    mm::local::DeliveryPlan plan = mm::local::plan_delivery(q, ctx);
+    REQUIRE(plan.to_deliver.size() == 2);
+    CHECK(plan.to_deliver[0].key == "m carol");
+    CHECK(plan.to_deliver[0].leaf.kind == mm::LeafKind::final_address);
+    CHECK(plan.to_deliver[1].key == "m bob");
+    REQUIRE(plan.answered.size() == 2);
+    CHECK(plan.answered[0].key == "m dave");
+    CHECK(plan.answered[0].outcome == LeafOutcome::deferred);
+    CHECK(plan.answered[1].key == "r far@elsewhere.org");
+    CHECK(plan.answered[1].outcome == LeafOutcome::failed);
+    CHECK(plan.envelope.return_path.is_null());
+    CHECK(plan.envelope.qualify_domain == "test.example");
+
+    q.recipient = "not an address";
+    plan = mm::local::plan_delivery(q, ctx);
+    CHECK(plan.to_deliver.empty());
+    REQUIRE(plan.answered.size() == 4);
+    CHECK(plan.answered[0].outcome == LeafOutcome::failed);
+}
+
+TEST_CASE("local-deliver target: a system user's mailbox is delivered as that user")
+{
+    Setup s = setup("maildir_users = daemon\n", "", 0);
+    auto target = mm::local::choose_target(only_leaf(s, "daemon@test.example"), system_install(s));
+    REQUIRE(target);
+    CHECK(target->method == mm::local::Method::maildir);
+    REQUIRE(target->identity);
+    CHECK(target->identity->name == "daemon");
+    CHECK(target->owner == uid_of("daemon"));
+    CHECK(target->mailbox == "daemon");
+
+    target = mm::local::choose_target(only_leaf(s, "root@test.example"), system_install(s));
+    REQUIRE(!target);
+    CHECK(target.error().kind() == mm::ErrorKind::permanent);
+    CHECK(target.error().message() == "mail is never delivered as root; alias root to a user");
+
+    target = mm::local::choose_target(only_leaf(s, "no-such-user-here@test.example"), system_install(s));
+    REQUIRE(!target);
+    CHECK(target.error().kind() == mm::ErrorKind::permanent);
+    CHECK(target.error().message() == "no such user");
+}
+
+TEST_CASE("local-deliver target: a pipe runs as its alias file's owner, root's as nobody")
+{
+    SECTION("root's alias file")
+    {
+        Setup s = setup("", "list: \"|/usr/bin/list-handler\"\n", 0);
+        auto target = mm::local::choose_target(only_leaf(s, "list@test.example"), system_install(s));
+        REQUIRE(target);
+        CHECK(target->method == mm::local::Method::pipe);
+        REQUIRE(target->identity);
+        CHECK(target->identity->uid == uid_of("nobody"));
+    }
+    SECTION("an alias file of another user")
+    {
+        Setup s = setup("", "list: \"|/usr/bin/list-handler\"\n", uid_of("daemon"));
+        auto target = mm::local::choose_target(only_leaf(s, "list@test.example"), system_install(s));
+        REQUIRE(target);
+        REQUIRE(target->identity);
+        CHECK(target->identity->name == "daemon");
+    }
+    SECTION("the glob file is asked first, as alias expansion does")
+    {
+        Setup s = setup("", "other: bob\n", 0, "list@*: \"|/usr/bin/list-handler\"\n", uid_of("daemon"));
+        auto target = mm::local::choose_target(only_leaf(s, "list@TEST.example"), system_install(s));
+        REQUIRE(target);
+        REQUIRE(target->identity);
+        CHECK(target->identity->name == "daemon");
+    }
+    SECTION("a private instance switches to no one")
+    {
+        Setup s = setup("", "list: \"|/usr/bin/list-handler\"\n", 0);
+        mm::local::DeliveryContext ctx { &s.cfg, &s.aliases, true, 4242 };
+        auto target = mm::local::choose_target(only_leaf(s, "list@test.example"), ctx);
+        REQUIRE(target);
+        CHECK(!target->identity);
+        CHECK(target->owner == 4242);
+    }
 }

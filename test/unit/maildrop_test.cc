@@ -220,7 +220,8 @@ TEST_CASE("maildrop: empty and long fields")
     r = simple_request();
     r.full_name = longest + "a";
     CHECK(refusal(r).find("longer than") != std::string::npos);
-    CHECK(parse_refusal(sealed(rec("RT", longest + "a") + flags)).find("empty or too long") != std::string::npos);
+    CHECK(parse_refusal(sealed(rec("RT", longest + "a") + flags)).find("empty or too long")
+        != std::string::npos);
 }
 
 TEST_CASE("maildrop: at most limits::recipients recipients")
@@ -303,10 +304,11 @@ TEST_CASE("maildrop: file names")
     CHECK(seen.size() == 100);
     CHECK(md::is_drop_name("1700000000.1.0123456789abcdef"));
     CHECK(md::is_drop_name("1700000000.4194304.0123456789abcdef"));
-    for (std::string_view bad : { "", ".", "..", "1700000000.0123456789abcdef", "1700000000..0123456789abcdef",
-             "1700000000.0.0123456789abcdef", "1700000000.01.0123456789abcdef",
-             "1700000000.12345678901.0123456789abcdef", "1700000000.12.0123456789ABCDEF",
-             "1700000000.12.0123456789abcde", "170000000.12.0123456789abcdef0", "1700000000.12.0123456789abcdef.tmp",
+    for (std::string_view bad : { "", ".", "..", "1700000000.0123456789abcdef",
+             "1700000000..0123456789abcdef", "1700000000.0.0123456789abcdef",
+             "1700000000.01.0123456789abcdef", "1700000000.12345678901.0123456789abcdef",
+             "1700000000.12.0123456789ABCDEF", "1700000000.12.0123456789abcde",
+             "170000000.12.0123456789abcdef0", "1700000000.12.0123456789abcdef.tmp",
              "../1700000000.12.0123456789abcdef", "1700000000.1a.0123456789abcdef" }) {
         INFO(bad);
         CHECK_FALSE(md::is_drop_name(bad));

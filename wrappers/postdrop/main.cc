@@ -29,11 +29,11 @@ namespace {
 using namespace mm;
 
 constexpr mode_t drop_file_mode = 0640; // owner: the user; group: masqmail-drop (enqueue reads)
-constexpr int name_attempts = 8;        // fresh names after an (improbable) EEXIST
+constexpr int name_attempts = 8; // fresh names after an (improbable) EEXIST
 
 int fail(const Error& error, int code)
 {
-    std::fprintf(stderr, "postdrop: %s\n", error.message().c_str());
+    (void)std::fprintf(stderr, "postdrop: %s\n", error.message().c_str());
     return code;
 }
 
@@ -71,7 +71,8 @@ Result<std::string> config_path(int argc, char** argv, bool set_gid)
     if (path.empty() || path.front() != '/')
         return Error::permanent("-C needs an absolute path").exit_as(ex::usage);
     if (set_gid && ::getuid() != 0)
-        return Error::permanent("-C is refused: postdrop runs set-gid and you are not root").exit_as(ex::noperm);
+        return Error::permanent("-C is refused: postdrop runs set-gid and you are not root")
+            .exit_as(ex::noperm);
     return path;
 }
 
