@@ -5,6 +5,7 @@
 #include "mm/caller.hh"
 #include "mm/enqueue.hh"
 #include "mm/frame_server.hh"
+#include "mm/fs.hh"
 #include "mm/log.hh"
 #include "mm/maildrop.hh"
 #include "mm/protocol.hh"
@@ -67,20 +68,7 @@ public:
         if (size > max_message_size(config_))
             return Error::permanent("message too large (" + std::to_string(size) + " bytes, at most " +
                                     std::to_string(max_message_size(config_)) + ")");
-        std::string content(size, '\0');
-        std::size_t done = 0;
-        while (done < size) {
-            ssize_t n = ::pread(fd.get(), content.data() + done, size - done, static_cast<off_t>(done));
-            if (n < 0 && errno == EINTR)
-                continue;
-            if (n < 0)
-                return Error::from_errno("read of the submitted message", errno);
-            if (n == 0)
-                break; // shrank under us: take what is there
-            done += static_cast<std::size_t>(n);
-        }
-        content.resize(done);
-        return content;
+        return read_range(fd, 0, static_cast<std::size_t>(size)); // a file that shrank: what is there
     }
 
     // Commits every complete file in maildrop/ (postdrop's), as its owner.
@@ -125,7 +113,7 @@ private:
             set_aside(drops, name, "not a plain drop file");
             return;
         }
-        auto bytes = read_all(fd, static_cast<std::size_t>(st.st_size));
+        auto bytes = read_range(fd, 0, static_cast<std::size_t>(st.st_size));
         if (!bytes)
             return; // read error: try again at the next pickup
         auto drop = maildrop::parse(*bytes);
@@ -158,24 +146,6 @@ private:
             log::error("maildrop/%s: %s; cannot move it aside: %s", name.c_str(), why.c_str(), std::strerror(errno));
         else
             log::error("maildrop/%s moved to corrupt/%s: %s", name.c_str(), target.c_str(), why.c_str());
-    }
-
-    static Result<std::string> read_all(const Fd& fd, std::size_t size)
-    {
-        std::string out(size, '\0');
-        std::size_t done = 0;
-        while (done < size) {
-            ssize_t n = ::pread(fd.get(), out.data() + done, size - done, static_cast<off_t>(done));
-            if (n < 0 && errno == EINTR)
-                continue;
-            if (n < 0)
-                return Error::from_errno("read", errno);
-            if (n == 0)
-                break;
-            done += static_cast<std::size_t>(n);
-        }
-        out.resize(done);
-        return out;
     }
 
     Result<std::string> commit(uid_t uid, const protocol::SubmitRequest& request, std::string_view content)

@@ -12,6 +12,7 @@
 #include "mm/caller.hh"
 #include "mm/dsn.hh"
 #include "mm/frame_server.hh"
+#include "mm/fs.hh"
 #include "mm/log.hh"
 #include "mm/protocol.hh"
 #include "mm/recipient.hh"
@@ -95,6 +96,7 @@ bool any_leaf_failed(const RecipientProgress& p)
         p.finished_leaves.begin(), p.finished_leaves.end(), [](const FinishedLeaf& f) { return !f.delivered; });
 }
 
+// errmsg_file / warnmsg_file; "" (the built-in text) when unset or unreadable.
 std::string read_template(const std::string& path)
 {
     if (path.empty())
@@ -102,12 +104,12 @@ std::string read_template(const std::string& path)
     Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
     if (!fd.valid())
         return {};
-    std::string text;
-    char buf[4096];
-    ssize_t n;
-    while ((n = ::read(fd.get(), buf, sizeof buf)) > 0 && text.size() < 64 * 1024)
-        text.append(buf, static_cast<std::size_t>(n));
-    return text;
+    auto text = read_all(fd, 64 * 1024);
+    if (!text) {
+        log::error("template %s: %s", path.c_str(), text.error().message().c_str());
+        return {};
+    }
+    return std::move(text).value();
 }
 
 class Manager {
@@ -119,6 +121,14 @@ public:
         fail_template_ = read_template(cfg_.errmsg_file);
         warn_template_ = read_template(cfg_.warnmsg_file);
     }
+
+    ~Manager()
+    {
+        if (local_ev_ != nullptr)
+            event_free(local_ev_);
+    }
+    Manager(const Manager&) = delete;
+    Manager& operator=(const Manager&) = delete;
 
     // --- entry points from the event loop ---
 
@@ -582,17 +592,20 @@ private:
     {
         const StoredMessage& m = job.message->message;
         std::uint64_t want = whole && m.layout.length <= dsn_include_limit ? m.layout.length : m.layout.header_length;
-        std::string out(want, '\0');
-        std::size_t done = 0;
-        while (done < want) {
-            ssize_t n = ::pread(job.message->fd.get(), out.data() + done, want - done,
-                static_cast<off_t>(m.layout.offset + done));
-            if (n <= 0)
-                break;
-            done += static_cast<std::size_t>(n);
-        }
-        out.resize(done);
-        return out;
+        auto text = read_range(job.message->fd, m.layout.offset, static_cast<std::size_t>(want));
+        return text ? std::move(text).value() : std::string();
+    }
+
+    static DsnRecipient dsn_recipient(const EnvelopeRecipient& rcpt, const RecipientProgress& p, DsnAction action)
+    {
+        DsnRecipient r;
+        r.address = rcpt.address;
+        r.original = rcpt.original;
+        r.status = action == DsnAction::failed ? "5.0.0" : "4.0.0";
+        r.action = action;
+        r.diagnostic = "x-local; " + p.last_error;
+        r.last_attempt = static_cast<std::time_t>(p.last_attempt);
+        return r;
     }
 
     void bounce(Job& job, std::int64_t now)
@@ -605,14 +618,7 @@ private:
             if (p.state != RecipientState::failed)
                 continue;
             failed.push_back(i);
-            DsnRecipient r;
-            r.address = env.recipients[i].address;
-            r.original = env.recipients[i].original;
-            r.status = "5.0.0";
-            r.action = DsnAction::failed;
-            r.diagnostic = "x-local; " + p.last_error;
-            r.last_attempt = static_cast<std::time_t>(p.last_attempt);
-            in.recipients.push_back(std::move(r));
+            in.recipients.push_back(dsn_recipient(env.recipients[i], p, DsnAction::failed));
         }
         if (failed.empty())
             return;
@@ -633,13 +639,7 @@ private:
             const RecipientProgress& p = job.state.recipients[i];
             if (p.state != RecipientState::pending || p.first_attempt == 0)
                 continue; // remote recipients wait for a route: offline time is no delay
-            DsnRecipient r;
-            r.address = env.recipients[i].address;
-            r.original = env.recipients[i].original;
-            r.status = "4.0.0";
-            r.action = DsnAction::delayed;
-            r.diagnostic = "x-local; " + p.last_error;
-            r.last_attempt = static_cast<std::time_t>(p.last_attempt);
+            DsnRecipient r = dsn_recipient(env.recipients[i], p, DsnAction::delayed);
             r.will_retry_until = static_cast<std::time_t>(
                 p.first_attempt + static_cast<std::int64_t>(cfg_.max_defer_time.count()));
             in.recipients.push_back(std::move(r));
@@ -827,11 +827,11 @@ int serve(const daemon::Started& started, Fd notices, Fd control, uid_t queue_ui
             timeval every{static_cast<time_t>(started.options.queue_interval), 0};
             event_add(queue_run, &every);
         }
-        log::info("qmgr started%s", started.options.once ? " for one queue run" : "");
         if (started.options.once)
             manager.start_run(nullptr, 0);
         else
-            manager.start();
+            manager.start(); // claims what waits in new/: a start is a queue run
+        log::info("qmgr started%s", started.options.once ? " for one queue run" : "");
         if (!manager.once_done())
             event_base_dispatch(base);
         for (event* e : {term, intr, tick, queue_run})

@@ -118,6 +118,24 @@ Result<std::string> read_all(const Fd& fd, std::size_t max_bytes)
     }
 }
 
+Result<std::string> read_range(const Fd& fd, std::uint64_t offset, std::size_t length)
+{
+    std::string out(length, '\0');
+    std::size_t done = 0;
+    while (done < length) {
+        ssize_t n = ::pread(fd.get(), out.data() + done, length - done, static_cast<off_t>(offset + done));
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return Error::from_errno("read", errno);
+        if (n == 0)
+            break;
+        done += static_cast<std::size_t>(n);
+    }
+    out.resize(done);
+    return out;
+}
+
 Result<std::string> read_file_at(const Dir& dir, std::string_view name, std::size_t max_bytes)
 {
     auto fd = open_at(dir, name, O_RDONLY | O_NONBLOCK);

@@ -128,13 +128,20 @@ class Instance:
         return found
 
     def start(self, *args, timeout=30):
-        """masqmail -bd -q30m: returns once the supervisor runs (pid file written).
+        """masqmail -bd -q30m: returns once the supervisor runs (pid file written)
+        and enqueue, qmgr and local-deliver have logged their start.
         Raises AssertionError when it does not start."""
+        marks = ("enqueue started", "qmgr started", "local-deliver start")
+        before = {m: self.log_text().count(m) for m in marks}
         r = self.masqmail("-bd", *(args or ("-q30m",)), timeout=timeout)
         if r.returncode != 0:
             raise AssertionError(f"masqmail -bd exited {r.returncode}: {r.stderr!r}")
         if not wait_for(self.daemon_pid, timeout):
             raise AssertionError("masqmail -bd wrote no pid file")
+        # -bd returns once the daemons are started, not once each has done its
+        # start-up (qmgr's first scan of new/ is a queue run): wait for that.
+        if not wait_for(lambda: all(self.log_text().count(m) > before[m] for m in marks), timeout):
+            raise AssertionError("the daemons did not log their start:\n" + self.log_text())
         return r
 
     def stop(self, timeout=30):

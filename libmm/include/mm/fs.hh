@@ -37,6 +37,9 @@ Result<Fd> create_at(const Dir& dir, std::string_view name, mode_t mode = 0600);
 Result<void> write_all(const Fd& fd, std::string_view data);
 // Reads until EOF; more than `max_bytes` is an error, not a truncation.
 Result<std::string> read_all(const Fd& fd, std::size_t max_bytes);
+// Reads `length` bytes at `offset` with pread(2), leaving the fd's offset
+// alone (a passed descriptor shares it with its sender); fewer at end of file.
+Result<std::string> read_range(const Fd& fd, std::uint64_t offset, std::size_t length);
 // Reads the whole file `name` in `dir` (regular files only), at most max_bytes.
 Result<std::string> read_file_at(const Dir& dir, std::string_view name, std::size_t max_bytes);
 
