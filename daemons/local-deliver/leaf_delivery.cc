@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
-// Per-leaf delivery in the request's child (leaf_delivery.hh). The child
-// keeps CAP_SETUID/CAP_SETGID (system install) only to hand them to one
-// short-lived worker per leaf, which switches to the user, drops them, and
-// only then touches a mailbox or starts a program. Linked by local-deliver.
+// Per-leaf and per-batch delivery in a delivery child (leaf_delivery.hh).
+// The child keeps CAP_SETUID/CAP_SETGID (system install) only to hand them
+// to one short-lived worker per leaf (or per batch for one mailbox), which
+// switches to the user, drops them, and only then touches a mailbox or
+// starts a program. Linked by local-deliver.
 #include "leaf_delivery.hh"
 
 #include "maildir.hh"
@@ -134,43 +135,84 @@ std::string describe_wait(int status)
 }
 
 // The worker: becomes the target user (nothing to switch in a private
-// instance), delivers, reports through the pipe and exits.
-[[noreturn]] void worker_main(
-    const Target& target, const std::function<DeliveryStatus()>& deliver, const Fd& report)
+// instance), delivers, reports through the pipe (one line per status: the
+// kind digit, then the reason, which is printable) and exits.
+[[noreturn]] void worker_main(const Target& target, std::size_t count,
+    const std::function<std::vector<DeliveryStatus>()>& deliver, const Fd& report)
 {
-    DeliveryStatus status = DeliveryStatus::defer("internal error in the delivery process");
+    std::vector<DeliveryStatus> statuses;
     try {
         Result<void> became = target.identity ? priv::become_recipient(*target.identity) : ok();
-        status = became ? deliver() : DeliveryStatus::from_error(became.error());
+        if (became)
+            statuses = deliver();
+        else
+            statuses.assign(count, DeliveryStatus::from_error(became.error()));
     } catch (...) {
     }
-    std::string text = std::to_string(static_cast<int>(status.kind)) + status.reason;
+    std::string text;
+    for (const DeliveryStatus& status : statuses)
+        text += std::to_string(static_cast<int>(status.kind)) + status.reason + '\n';
     (void)write_all(report, text);
     ::_exit(0);
 }
 
-DeliveryStatus run_in_worker(const Target& target, const std::function<DeliveryStatus()>& deliver)
+// Runs `deliver` (which gives `count` statuses) in a worker process as the target user.
+std::vector<DeliveryStatus> run_in_worker(
+    const Target& target, std::size_t count, const std::function<std::vector<DeliveryStatus>()>& deliver)
 {
     int fds[2];
     if (::pipe2(fds, O_CLOEXEC) != 0)
-        return DeliveryStatus::from_error(Error::from_errno("pipe", errno));
+        return std::vector<DeliveryStatus>(count, DeliveryStatus::from_error(Error::from_errno("pipe", errno)));
     Fd read_end(fds[0]);
     Fd write_end(fds[1]);
     pid_t pid = ::fork();
     if (pid < 0)
-        return DeliveryStatus::from_error(Error::from_errno("fork", errno));
+        return std::vector<DeliveryStatus>(count, DeliveryStatus::from_error(Error::from_errno("fork", errno)));
     if (pid == 0) {
         read_end.reset();
-        worker_main(target, deliver, write_end);
+        worker_main(target, count, deliver, write_end);
     }
     write_end.reset();
-    Result<std::string> report = read_all(read_end, worker_report_max);
+    Result<std::string> report = read_all(read_end, worker_report_max * count);
     int status = 0;
     while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) { }
-    if (!report || report->empty() || report->front() < '0' || report->front() > '2')
-        return DeliveryStatus::defer("delivery process " + describe_wait(status) + " without a result");
-    auto kind = static_cast<DeliveryStatus::Kind>(report->front() - '0');
-    return DeliveryStatus { kind, DeliveryStatus::printable_reason(std::string_view(*report).substr(1)) };
+    std::vector<DeliveryStatus> statuses;
+    std::string_view rest = report ? std::string_view(*report) : std::string_view();
+    while (statuses.size() < count) {
+        std::size_t end = rest.find('\n');
+        if (end == std::string_view::npos || end == 0 || rest.front() < '0' || rest.front() > '2')
+            break;
+        auto kind = static_cast<DeliveryStatus::Kind>(rest.front() - '0');
+        statuses.push_back({ kind, DeliveryStatus::printable_reason(rest.substr(1, end - 1)) });
+        rest.remove_prefix(end + 1);
+    }
+    while (statuses.size() < count)
+        statuses.push_back(
+            DeliveryStatus::defer("delivery process " + describe_wait(status) + " without a result"));
+    return statuses;
+}
+
+// In the worker: every item of a batch to one mailbox. An mbox takes them
+// all under one lock with one fsync; other methods one after another.
+std::vector<DeliveryStatus> deliver_all(const Target& target, const std::vector<BatchItem>& items,
+    const std::vector<LocalEnvelope>& envelopes, const config::MainConfig& cfg)
+{
+    std::vector<DeliveryStatus> statuses;
+    if (target.method == Method::mbox) {
+        Result<Dir> mail_dir = open_dir(cfg.mail_dir);
+        if (!mail_dir)
+            return std::vector<DeliveryStatus>(items.size(), DeliveryStatus::defer(mail_dir.error().message()));
+        std::vector<MboxItem> mbox_items;
+        for (std::size_t i = 0; i < items.size(); ++i)
+            mbox_items.push_back({ &items[i].message, &envelopes[i] });
+        MboxOptions options;
+        options.owner = target.owner;
+        return deliver_mbox_batch(*mail_dir, target.mailbox, mbox_items, options);
+    }
+    for (std::size_t i = 0; i < items.size(); ++i)
+        statuses.push_back(
+            deliver_to(target, items[i].plan->to_deliver.front().leaf, items[i].message, envelopes[i], cfg));
+    return statuses;
 }
 
 LeafOutcome outcome_of(DeliveryStatus::Kind kind)
@@ -194,8 +236,9 @@ LeafResult deliver_leaf(const DeliveryPlan& plan, const PlannedLeaf& planned, co
     std::string what = describe_leaf(planned.leaf, envelope.original_rcpt);
     Result<Target> target = choose_target(planned.leaf, ctx);
     DeliveryStatus status = target
-        ? run_in_worker(
-            *target, [&] { return deliver_to(*target, planned.leaf, message, envelope, *ctx.cfg); })
+        ? run_in_worker(*target, 1,
+            [&] { return std::vector { deliver_to(*target, planned.leaf, message, envelope, *ctx.cfg) }; })
+              .front()
         : DeliveryStatus::from_error(target.error());
     LeafResult result { planned.key, outcome_of(status.kind), status.reason };
     log_outcome(plan.queue_id, what, target ? method_name(target->method) : "-", result);
@@ -257,6 +300,39 @@ std::vector<LeafResult> deliver_leaves(
     std::vector<LeafResult> results;
     for (const PlannedLeaf& planned : plan.to_deliver)
         results.push_back(deliver_leaf(plan, planned, message, ctx));
+    return results;
+}
+
+std::string batch_key(const DeliveryPlan& plan)
+{
+    if (plan.to_deliver.size() != 1)
+        return {};
+    const AliasLeaf& leaf = plan.to_deliver.front().leaf;
+    if (!leaf.local || (leaf.kind != LeafKind::mailbox && leaf.kind != LeafKind::final_address))
+        return {};
+    return "mailbox " + leaf.address.local_part();
+}
+
+std::vector<LeafResult> deliver_batch(const std::vector<BatchItem>& items, const DeliveryContext& ctx)
+{
+    std::vector<LocalEnvelope> envelopes;
+    for (const BatchItem& item : items) {
+        envelopes.push_back(item.plan->envelope);
+        envelopes.back().rcpt = item.plan->to_deliver.front().leaf.address;
+    }
+    const AliasLeaf& first = items.front().plan->to_deliver.front().leaf;
+    Result<Target> target = choose_target(first, ctx);
+    std::vector<DeliveryStatus> statuses = target
+        ? run_in_worker(*target, items.size(), [&] { return deliver_all(*target, items, envelopes, *ctx.cfg); })
+        : std::vector<DeliveryStatus>(items.size(), DeliveryStatus::from_error(target.error()));
+    std::vector<LeafResult> results;
+    for (std::size_t i = 0; i < items.size(); ++i) {
+        const DeliveryPlan& plan = *items[i].plan;
+        const PlannedLeaf& planned = plan.to_deliver.front();
+        results.push_back({ planned.key, outcome_of(statuses[i].kind), statuses[i].reason });
+        log_outcome(plan.queue_id, describe_leaf(planned.leaf, plan.envelope.original_rcpt),
+            target ? method_name(target->method) : "-", results.back());
+    }
     return results;
 }
 

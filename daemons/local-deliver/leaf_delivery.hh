@@ -44,4 +44,20 @@ Result<Target> choose_target(const AliasLeaf& leaf, const DeliveryContext& ctx);
 std::vector<protocol::LeafResult> deliver_leaves(
     const DeliveryPlan& plan, const MessageSource& message, const DeliveryContext& ctx);
 
+// The key of the requests that can be delivered together with this one: a
+// plan with exactly one leaf, a local mailbox, gives "mailbox NAME"; any
+// other plan gives "" (delivered alone).
+std::string batch_key(const DeliveryPlan& plan);
+
+// One request of a batch: its plan (borrowed) and its message.
+struct BatchItem {
+    const DeliveryPlan* plan = nullptr;
+    MessageSource message;
+};
+
+// Delivers the one leaf of each item, all with the same batch_key(), in one
+// worker process as that mailbox's user: an mbox is locked once and fsynced
+// once for them all. Logs one line per leaf; one result per item, in order.
+std::vector<protocol::LeafResult> deliver_batch(const std::vector<BatchItem>& items, const DeliveryContext& ctx);
+
 } // namespace mm::local

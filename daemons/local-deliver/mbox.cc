@@ -8,11 +8,13 @@
 #include "mm/fs.hh"
 #include "mm/limits.hh"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <thread>
+#include <vector>
 #include <unistd.h>
 
 namespace mm::local {
@@ -20,6 +22,22 @@ namespace mm::local {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+
+// Sleeps between lock attempts: 2 ms at first, doubling up to lock_retry, so
+// that a lock held for one short append costs little and a long one few wake-ups.
+class RetryPause {
+public:
+    explicit RetryPause(std::chrono::milliseconds longest) : longest_(longest) {}
+    void sleep()
+    {
+        std::this_thread::sleep_for(std::min(next_, longest_));
+        next_ *= 2;
+    }
+
+private:
+    std::chrono::milliseconds longest_;
+    std::chrono::milliseconds next_ { 2 };
+};
 
 // The dot-lock NAME.lock, removed when this goes out of scope.
 class DotLock {
@@ -56,6 +74,7 @@ bool DotLock::remove_if_stale(const MboxOptions& options)
 
 Result<void> DotLock::take(const MboxOptions& options, Clock::time_point deadline)
 {
+    RetryPause pause(options.lock_retry);
     for (;;) {
         // O_EXCL never follows a symlink: a planted link counts as a lock.
         int fd = ::openat(dir_.get(), name_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
@@ -73,12 +92,13 @@ Result<void> DotLock::take(const MboxOptions& options, Clock::time_point deadlin
             continue;
         if (Clock::now() >= deadline)
             return Error::temporary("mailbox is locked: " + dir_.describe(name_) + " exists");
-        std::this_thread::sleep_for(options.lock_retry);
+        pause.sleep();
     }
 }
 
 Result<void> lock_fcntl(const Fd& fd, const MboxOptions& options, Clock::time_point deadline)
 {
+    RetryPause pause(options.lock_retry);
     for (;;) {
         struct flock fl {};
         fl.l_type = F_WRLCK;
@@ -92,7 +112,7 @@ Result<void> lock_fcntl(const Fd& fd, const MboxOptions& options, Clock::time_po
             return Error::from_errno("fcntl lock", err);
         if (Clock::now() >= deadline)
             return Error::temporary("mailbox is locked by another process (fcntl)");
-        std::this_thread::sleep_for(options.lock_retry);
+        pause.sleep();
     }
 }
 
@@ -142,61 +162,116 @@ Result<Fd> open_mailbox(const Dir& dir, const std::string& name, bool& created)
     return Error::temporary("open mailbox " + dir.describe(name) + ": it keeps appearing and vanishing");
 }
 
-// Writes the message and fsyncs; on failure cuts the file back to `size`.
-Result<void> append_locked(const Fd& fd, off_t size, const std::string& shown, const MessageSource& message,
-    const LocalEnvelope& envelope, const MboxOptions& options)
+// Cuts the mailbox back to `size` after a failed write or fsync (`why`).
+// Sets `cut` to whether that worked; the error says either way.
+Error cut_back(const Fd& fd, off_t size, const std::string& why, bool& cut)
 {
-    std::time_t now = options.now != 0 ? options.now : std::time(nullptr);
-    MessageRenderer renderer(message, envelope, { true, options.from_hack, true }, now);
-    Result<void> written = write_rendered(renderer, fd);
-    if (written)
-        written = fsync_file(fd);
-    if (written)
-        return ok();
-    std::string why = "append to " + shown + ": " + written.error().message();
-    if (::ftruncate(fd.get(), size) != 0 || ::fsync(fd.get()) != 0)
+    cut = ::ftruncate(fd.get(), size) == 0 && ::fsync(fd.get()) == 0;
+    if (!cut)
         return Error::temporary(why + "; cutting it back to " + std::to_string(size)
             + " bytes failed: " + std::strerror(errno));
     return Error::temporary(why + " (mailbox cut back to " + std::to_string(size) + " bytes)");
 }
 
-Result<void> append_mbox(const Dir& dir, const std::string& name, const MessageSource& message,
-    const LocalEnvelope& envelope, const MboxOptions& options)
+// Writes each message in turn (a failed one is cut back and the next one
+// tried), then fsyncs once: every message written counts as delivered only
+// after that fsync. If it fails, everything appended here is cut back.
+std::vector<Result<void>> append_locked(const Fd& fd, off_t size, const std::string& shown,
+    std::span<const MboxItem> items, const MboxOptions& options)
 {
+    std::time_t now = options.now != 0 ? options.now : std::time(nullptr);
+    std::vector<Result<void>> results;
+    const off_t start = size;
+    bool any_written = false;
+    for (std::size_t i = 0; i < items.size(); ++i) {
+        MessageRenderer renderer(*items[i].message, *items[i].envelope, { true, options.from_hack, true }, now);
+        Result<void> written = write_rendered(renderer, fd);
+        struct stat st {};
+        if (written && ::fstat(fd.get(), &st) != 0)
+            written = Error::from_errno("fstat " + shown, errno);
+        if (written) {
+            size = st.st_size;
+            any_written = true;
+            results.push_back(ok());
+            continue;
+        }
+        bool cut = false;
+        Error error = cut_back(fd, size, "append to " + shown + ": " + written.error().message(), cut);
+        results.push_back(error);
+        if (!cut) {
+            // The mailbox may now end in a partial message: append nothing more.
+            while (results.size() < items.size())
+                results.push_back(error);
+            return results;
+        }
+    }
+    if (!any_written)
+        return results;
+    if (Result<void> synced = fsync_file(fd); !synced) {
+        bool cut = false;
+        Error error = cut_back(fd, start, "fsync " + shown + ": " + synced.error().message(), cut);
+        for (Result<void>& result : results)
+            if (result)
+                result = error;
+    }
+    return results;
+}
+
+std::vector<Result<void>> append_mbox(
+    const Dir& dir, const std::string& name, std::span<const MboxItem> items, const MboxOptions& options)
+{
+    auto all = [&](Error error) { return std::vector<Result<void>>(items.size(), Result<void>(std::move(error))); };
     Clock::time_point deadline = Clock::now() + options.lock_wait;
     DotLock dotlock(dir, name + ".lock");
     if (auto r = dotlock.take(options, deadline); !r)
-        return r;
+        return all(r.error());
     bool created = false;
     Result<Fd> fd = open_mailbox(dir, name, created);
     if (!fd)
-        return std::move(fd).error();
+        return all(fd.error());
     std::string shown = dir.describe(name);
     if (auto r = check_mailbox(*fd, shown, options.owner); !r)
-        return std::move(r).error();
+        return all(r.error());
     if (auto r = lock_fcntl(*fd, options, deadline); !r)
-        return r;
+        return all(r.error());
     // Checked again under the lock: a link may have been added meanwhile,
     // and the size to cut back to is only stable now.
     Result<off_t> size = check_mailbox(*fd, shown, options.owner);
     if (!size)
-        return std::move(size).error();
-    if (auto r = append_locked(*fd, *size, shown, message, envelope, options); !r)
-        return r;
+        return all(size.error());
+    std::vector<Result<void>> results = append_locked(*fd, *size, shown, items, options);
     if (created)
-        return fsync_dir(dir);
-    return ok();
+        if (Result<void> synced = fsync_dir(dir); !synced)
+            for (Result<void>& result : results)
+                if (result)
+                    result = synced.error();
+    return results;
+}
+
+std::vector<DeliveryStatus> statuses(const std::vector<Result<void>>& results)
+{
+    std::vector<DeliveryStatus> out;
+    for (const Result<void>& r : results)
+        out.push_back(r ? DeliveryStatus::ok() : DeliveryStatus::from_error(r.error()));
+    return out;
 }
 
 } // namespace
 
+std::vector<DeliveryStatus> deliver_mbox_batch(const Dir& mail_dir, std::string_view mailbox,
+    std::span<const MboxItem> items, const MboxOptions& options)
+{
+    if (!is_safe_mailbox_name(mailbox) || mailbox.size() + 5 > limits::file_name)
+        return std::vector<DeliveryStatus>(
+            items.size(), DeliveryStatus::fail("not a valid mailbox name: " + std::string(mailbox.substr(0, 64))));
+    return statuses(append_mbox(mail_dir, std::string(mailbox), items, options));
+}
+
 DeliveryStatus deliver_mbox(const Dir& mail_dir, std::string_view mailbox, const MessageSource& message,
     const LocalEnvelope& envelope, const MboxOptions& options)
 {
-    if (!is_safe_mailbox_name(mailbox) || mailbox.size() + 5 > limits::file_name)
-        return DeliveryStatus::fail("not a valid mailbox name: " + std::string(mailbox.substr(0, 64)));
-    Result<void> r = append_mbox(mail_dir, std::string(mailbox), message, envelope, options);
-    return r ? DeliveryStatus::ok() : DeliveryStatus::from_error(r.error());
+    MboxItem item { &message, &envelope };
+    return deliver_mbox_batch(mail_dir, mailbox, { &item, 1 }, options).front();
 }
 
 DeliveryStatus deliver_mbox_path(const std::string& path, const MessageSource& message,
@@ -211,8 +286,8 @@ DeliveryStatus deliver_mbox_path(const std::string& path, const MessageSource& m
     Result<Dir> dir = open_dir(slash == 0 ? std::string("/") : path.substr(0, slash));
     if (!dir)
         return DeliveryStatus::defer(dir.error().message());
-    Result<void> r = append_mbox(*dir, name, message, envelope, options);
-    return r ? DeliveryStatus::ok() : DeliveryStatus::from_error(r.error());
+    MboxItem item { &message, &envelope };
+    return statuses(append_mbox(*dir, name, { &item, 1 }, options)).front();
 }
 
 } // namespace mm::local

@@ -12,9 +12,11 @@
 
 #include <chrono>
 #include <ctime>
+#include <span>
 #include <string>
 #include <string_view>
 #include <sys/types.h>
+#include <vector>
 
 namespace mm::local {
 
@@ -22,12 +24,27 @@ struct MboxOptions {
     uid_t owner = 0; // the recipient: the mailbox must belong to this uid
     bool from_hack = true; // >From quoting (mbox always quotes; off only for tests)
     std::time_t now = 0; // for the From_ line; 0: the current time
-    // Both locks are retried for up to lock_wait; still busy then: deferred.
+    // Both locks are retried for up to lock_wait, after pauses growing from
+    // 2 ms to lock_retry; still busy then: deferred.
     std::chrono::milliseconds lock_wait { 10000 };
     std::chrono::milliseconds lock_retry { 100 };
     // A dot-lock older than this was left by a crash and is removed.
     std::chrono::seconds stale_lock { 300 };
 };
+
+// One message of a batch for one mailbox; both borrowed.
+struct MboxItem {
+    const MessageSource* message = nullptr;
+    const LocalEnvelope* envelope = nullptr;
+};
+
+// Appends several messages to `mailbox` in `mail_dir` under one lock, one
+// after another, and fsyncs once: each is delivered only after that fsync
+// (a crash before it loses nothing, the queue still holds them all). A
+// message that cannot be written is cut back and fails alone; one status per
+// item, in order.
+std::vector<DeliveryStatus> deliver_mbox_batch(const Dir& mail_dir, std::string_view mailbox,
+    std::span<const MboxItem> items, const MboxOptions& options);
 
 // Appends to `mailbox` in `mail_dir` (masqmail's mail_dir/LOCALPART).
 // `mailbox` must pass is_safe_mailbox_name(). The dot-lock mailbox.lock is

@@ -5,6 +5,8 @@
 // malformed one closes its connection. Linked by local-deliver.
 #include "server_impl.hh"
 
+#include "leaf_delivery.hh"
+
 #include "mm/ipc.hh"
 #include "mm/limits.hh"
 #include "mm/log.hh"
@@ -281,8 +283,9 @@ Result<void> Server::Impl::take_request(Connection& connection, std::string_view
         send_result(connection.id, request_id, plan.queue_id, std::move(results));
         return ok();
     }
+    std::string key = batch_key(plan);
     waiting.push_back(Job { connection.id, request_id, std::move(plan), std::move(decoded->message),
-        request.content_offset, request.content_length });
+        request.content_offset, request.content_length, std::move(key) });
     start_waiting_jobs();
     return ok();
 }

@@ -21,6 +21,9 @@ namespace mm::local {
 
 struct ServerLimits {
     std::size_t max_children = 16;
+    // Requests for one mailbox are never delivered by two children at once:
+    // those that wait while one runs go together in the next, up to this many.
+    std::size_t max_batch = 128;
     // Requests waiting for a child; each holds an open message descriptor.
     // Beyond this a request is answered deferred at once.
     std::size_t max_waiting = 512;

@@ -16,6 +16,7 @@
 #include <exception>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -67,12 +68,14 @@ struct Server::Impl {
         Fd message;
         std::uint64_t content_offset = 0;
         std::uint64_t content_length = 0;
+        std::string batch_key; // batch_key(plan): "" for a job delivered alone
     };
 
+    // A delivery process: one job, or a batch of jobs with one batch_key.
     struct Child {
         Impl* impl = nullptr;
         pid_t pid = -1;
-        Job job;
+        std::vector<Job> jobs;
         Fd report; // read end of the pipe the child writes its result frame to
         EventPtr readable;
         std::string bytes;
@@ -99,10 +102,13 @@ struct Server::Impl {
 
     // server_children.cc
     void start_waiting_jobs();
-    void start_child(Job job);
+    // The next batch to start: the first waiting job whose key has no child
+    // running, with the waiting jobs of the same key behind it.
+    std::vector<Job> take_batch();
+    void start_child(std::vector<Job> jobs);
     // A job that cannot start: its leaves deferred with `error`.
     void refuse_job(const Job& job, const Error& error);
-    [[noreturn]] void child_main(const Job& job, const Fd& report);
+    [[noreturn]] void child_main(const std::vector<Job>& jobs, const Fd& report);
     void close_inherited_descriptors();
     void read_report(Child& child);
     void finish_child(Child& child);
@@ -124,6 +130,7 @@ struct Server::Impl {
     std::map<std::uint64_t, std::unique_ptr<Connection>> connections;
     std::deque<Job> waiting;
     std::map<pid_t, std::unique_ptr<Child>> children;
+    std::set<std::string> busy_keys; // batch keys with a child running
     // Closed connections and finished children, freed at the next callback:
     // never while one of their own callbacks may still be running.
     std::vector<std::unique_ptr<Connection>> dead_connections;

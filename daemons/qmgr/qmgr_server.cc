@@ -36,7 +36,7 @@ namespace mm::qmgr {
 
 namespace {
 
-constexpr std::size_t max_in_flight = 32;        // deliver requests outstanding
+constexpr std::size_t max_in_flight = 100;       // deliver requests outstanding
 constexpr std::int64_t min_backoff = 300;        // seconds, doubled per attempt
 constexpr std::int64_t max_backoff = 4000;       // as Postfix's maximal_backoff_time
 constexpr std::int64_t no_local_deliver_retry = 60;

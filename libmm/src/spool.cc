@@ -166,11 +166,10 @@ Result<void> Spool::claim_for_delivery(const QueueId& id) const
         else
             return quarantine(id, SpoolArea::incoming, "a different file of that id is in queue/");
     }
-    if (!moved)
-        return moved;
-    if (auto r = fsync_dir(queue); !r)
-        return r;
-    return fsync_dir(incoming);
+    // Not fsynced: a claim lost in a crash leaves the message in new/ (with
+    // its state file, if one was written, still in queue/), and the next
+    // start claims it again. The first write_state() fsyncs queue/ anyway.
+    return moved;
 }
 
 Result<DeliveryState> Spool::read_state(const QueueId& id, std::size_t recipient_count) const
@@ -212,10 +211,12 @@ Result<void> Spool::remove_message(const QueueId& id) const
     const Dir& queue = area(SpoolArea::queue);
     if (auto r = unlink_at(queue, id.str(), true); !r)
         return r;
-    // The message must be gone for good before its state: a state file
-    // without a message is harmless, a message without its state is resent.
-    if (auto r = fsync_dir(queue); !r)
-        return r;
+    // Not fsynced. Every recipient is final, so a removal lost in a crash
+    // brings the message back: on a file system that keeps the order of
+    // metadata changes (ext4, xfs) with its state file, and then nothing is
+    // sent again; elsewhere perhaps without it, and then it is delivered a
+    // second time. Duplicates after a crash are allowed (DESIGN rule 1),
+    // and an fsync here would cost one disk flush per message.
     return unlink_at(queue, state_file_name(id), true);
 }
 
@@ -285,8 +286,9 @@ Result<QueueListing> Spool::list_queue() const
             ++listing.skipped_names;
         }
     }
+    // A message in new/ with a state in queue/ is one whose claim was lost in a crash.
     for (auto& entry : listing.messages) {
-        if (entry.area == SpoolArea::queue && states.erase(entry.id) > 0)
+        if (states.erase(entry.id) > 0)
             entry.has_state = true;
     }
     listing.orphan_states.assign(states.begin(), states.end());

@@ -473,6 +473,29 @@ TEST_CASE("local-deliver daemon: many requests on one connection, more than run 
     CHECK(count(slurp(instance.path("mail/bob")), "\nEnvelope-to: <bob@test.example>\n") == requests);
 }
 
+TEST_CASE("local-deliver daemon: interleaved requests for two mailboxes are batched per mailbox")
+{
+    Instance instance;
+    mm::Fd sock = connect(instance);
+    constexpr std::uint64_t per_mailbox = 60;
+    for (std::uint64_t id = 1; id <= 2 * per_mailbox; ++id) {
+        std::string rcpt = id % 2 == 0 ? "bob@test.example" : "carol@test.example";
+        send(sock, instance, id, instance.request(rcpt, { id % 2 == 0 ? "m bob" : "m carol" }));
+    }
+    std::set<std::uint64_t> answered;
+    for (std::uint64_t i = 0; i < 2 * per_mailbox; ++i) {
+        auto frame = receive(sock);
+        REQUIRE(frame);
+        Answer answer = decode(*frame);
+        CHECK(outcome(answer, answer.request_id % 2 == 0 ? "m bob" : "m carol") == LeafOutcome::delivered);
+        answered.insert(answer.request_id);
+    }
+    CHECK(answered.size() == 2 * per_mailbox);
+    CHECK(count(slurp(instance.path("mail/bob")), "\nEnvelope-to: <bob@test.example>\n") == per_mailbox);
+    CHECK(count(slurp(instance.path("mail/carol")), "\nEnvelope-to: <carol@test.example>\n") == per_mailbox);
+    CHECK(count(slurp(instance.path("mail/bob")), "carol") == 0);
+}
+
 TEST_CASE("local-deliver daemon: SIGTERM exits 0")
 {
     Instance instance;

@@ -11,6 +11,7 @@
 #include <csignal>
 #include <cstdlib>
 #include <fcntl.h>
+#include <filesystem>
 #include <set>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -93,6 +94,67 @@ TEST_CASE("mbox: content from a spool fd range, quoting across read chunks")
         envelope(), mbox_options());
     REQUIRE(s.kind == DeliveryStatus::delivered);
     CHECK(slurp(t.file("bob")) == head + std::string(65533, 'a') + "\n>From x\nFrom\n\n");
+}
+
+TEST_CASE("mbox batch: several messages under one lock, in order, each with its own envelope")
+{
+    TempDir t;
+    spit(t.file("bob"), "old\n\n");
+    mm::Dir dir = open_dir_or_fail(t.path());
+    auto one = MessageSource::from_text("A: 1\n\none\n");
+    auto two = MessageSource::from_text("A: 2\n\ntwo");
+    auto env_two = envelope("<>");
+    auto env_one = envelope();
+    std::vector<mm::local::MboxItem> items { { &one, &env_one }, { &two, &env_two } };
+    auto statuses = mm::local::deliver_mbox_batch(dir, "bob", items, mbox_options());
+    REQUIRE(statuses.size() == 2);
+    CHECK(statuses[0].kind == DeliveryStatus::delivered);
+    CHECK(statuses[1].kind == DeliveryStatus::delivered);
+    CHECK(slurp(t.file("bob"))
+        == "old\n\n" + head + "A: 1\n\none\n\n"
+            + "From MAILER-DAEMON Tue Nov 14 22:13:20 2023\nEnvelope-to: <bob@example.org>\nReturn-path: <>\n"
+            + "A: 2\n\ntwo\n\n");
+    CHECK(::access(t.file("bob.lock").c_str(), F_OK) != 0);
+}
+
+TEST_CASE("mbox batch: a message that cannot be read is cut back and fails alone")
+{
+    TempDir t;
+    std::string content = "Subject: s\n\n" + std::string(200000, 'b') + "\n";
+    spit(t.file("spool"), content);
+    auto fd = mm::open_at(open_dir_or_fail(t.path()), "spool", O_RDONLY);
+    REQUIRE(fd);
+    mm::Dir dir = open_dir_or_fail(t.path());
+    auto good = MessageSource::from_text("A: 1\n\none\n");
+    // Claims more than the file holds: the read fails after the first chunks were written.
+    auto shrunk = MessageSource::from_fd(*fd, 0, content.size() + 1000);
+    auto last = MessageSource::from_text("A: 3\n\nthree\n");
+    auto env = envelope();
+    std::vector<mm::local::MboxItem> items { { &good, &env }, { &shrunk, &env }, { &last, &env } };
+    auto statuses = mm::local::deliver_mbox_batch(dir, "bob", items, mbox_options());
+    REQUIRE(statuses.size() == 3);
+    CHECK(statuses[0].kind == DeliveryStatus::delivered);
+    CHECK(statuses[1].kind == DeliveryStatus::deferred);
+    CHECK(statuses[1].reason.find("cut back") != std::string::npos);
+    CHECK(statuses[2].kind == DeliveryStatus::delivered);
+    CHECK(slurp(t.file("bob")) == head + "A: 1\n\none\n\n" + head + "A: 3\n\nthree\n\n");
+}
+
+TEST_CASE("mbox batch: a locked mailbox defers every message of the batch")
+{
+    TempDir t;
+    spit(t.file("bob.lock"), "");
+    mm::Dir dir = open_dir_or_fail(t.path());
+    auto one = MessageSource::from_text("A: 1\n\none\n");
+    auto env = envelope();
+    std::vector<mm::local::MboxItem> items { { &one, &env }, { &one, &env } };
+    auto statuses = mm::local::deliver_mbox_batch(dir, "bob", items, mbox_options());
+    REQUIRE(statuses.size() == 2);
+    for (const DeliveryStatus& s : statuses) {
+        CHECK(s.kind == DeliveryStatus::deferred);
+        CHECK(s.reason.find("locked") != std::string::npos);
+    }
+    CHECK(!std::filesystem::exists(t.file("bob")));
 }
 
 TEST_CASE("mbox: unsafe mailbox names fail")

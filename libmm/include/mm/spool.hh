@@ -130,7 +130,8 @@ public:
     Result<std::size_t> clean_tmp(std::chrono::seconds min_age = std::chrono::seconds(0)) const;
 
     // --- qmgr ---
-    // Moves new/ID to queue/ID and makes the move durable.
+    // Moves new/ID to queue/ID, without an fsync: if a crash undoes the
+    // move, the message is claimed again from new/.
     Result<void> claim_for_delivery(const QueueId& id) const;
     // The envelope and layout, read cheaply (head and END record only). A
     // missing file is a temporary error with sys_errno() ENOENT; a malformed
@@ -143,8 +144,9 @@ public:
     Result<DeliveryState> read_state(const QueueId& id, std::size_t recipient_count) const;
     // Replaces queue/ID.st atomically and durably.
     Result<void> write_state(const QueueId& id, const DeliveryState& state) const;
-    // When every recipient is final: unlink queue/ID, fsync queue/, unlink
-    // queue/ID.st. Also removes an orphan state file.
+    // When every recipient is final: unlink queue/ID, then queue/ID.st,
+    // without an fsync (a removal undone by a crash is at worst a duplicate).
+    // Also removes an orphan state file.
     Result<void> remove_message(const QueueId& id) const;
     // Moves message and state between queue/ and hold/ (administrator).
     Result<void> hold_message(const QueueId& id) const;
