@@ -54,7 +54,7 @@ public:
         else
             c->close();
         if (queued && !request->request.queue_only && !config_.do_queue)
-            notify_qmgr(*queued);
+            notify_qmgr(*queued); // a queue-only message went to queue/, for the next queue run
     }
 
     Result<std::string> read_content(const Fd& fd)

@@ -12,6 +12,7 @@
 #include "mm/caller.hh"
 #include "mm/dsn.hh"
 #include "mm/frame_server.hh"
+#include "mm/limits.hh"
 #include "mm/fs.hh"
 #include "mm/log.hh"
 #include "mm/protocol.hh"
@@ -71,6 +72,7 @@ struct Job {
     QueueId id;
     std::int64_t next_try = 0;
     bool busy = false;
+    bool ready = false; // in Manager::ready_
     bool forced = false;
     bool remove_requested = false;
     std::optional<OpenMessage> message;
@@ -140,18 +142,8 @@ public:
 
     void new_message(const std::string& text)
     {
-        auto id = QueueId::parse(text);
-        if (!id)
-            return;
-        if (auto claimed = spool_.claim_for_delivery(*id); !claimed) {
-            if (claimed.error().sys_errno() != ENOENT)
-                log::warning("%s: cannot claim: %s", id->c_str(), claimed.error().message().c_str());
-            return;
-        }
-        add_job(*id, 0);
-        for (Run& run : runs_)
-            if (run.client == nullptr)
-                run.waiting.insert(id->str()); // --once: mail made during the run is part of it
+        if (auto id = QueueId::parse(text))
+            claim_one(*id);
         pump();
     }
 
@@ -163,8 +155,7 @@ public:
         for (auto& [key, job] : jobs_) {
             run.waiting.insert(key);
             job.forced = true;
-            if (!job.busy && std::find(ready_.begin(), ready_.end(), key) == ready_.end())
-                ready_.push_back(key);
+            make_ready(job);
         }
         runs_.push_back(std::move(run));
         finish_runs();
@@ -173,10 +164,11 @@ public:
 
     void tick()
     {
+        claim_incoming();
         std::int64_t now = now_seconds();
         for (auto& [key, job] : jobs_)
-            if (!job.busy && job.next_try <= now && std::find(ready_.begin(), ready_.end(), key) == ready_.end())
-                ready_.push_back(key);
+            if (job.next_try <= now)
+                make_ready(job);
         pump();
     }
 
@@ -255,9 +247,46 @@ private:
         auto [it, fresh] = jobs_.try_emplace(id.str(), id);
         if (fresh)
             it->second.next_try = next_try;
-        if (!it->second.busy && it->second.next_try <= now_seconds() &&
-            std::find(ready_.begin(), ready_.end(), id.str()) == ready_.end())
-            ready_.push_back(id.str());
+        if (it->second.next_try <= now_seconds())
+            make_ready(it->second);
+    }
+
+    void make_ready(Job& job)
+    {
+        if (job.busy || job.ready)
+            return;
+        job.ready = true;
+        ready_.push_back(job.id.str());
+    }
+
+    // Claims one message of new/ (enqueue's notice, or found there) and
+    // makes it due now.
+    void claim_one(const QueueId& id)
+    {
+        if (auto claimed = spool_.claim_for_delivery(id); !claimed) {
+            if (claimed.error().sys_errno() != ENOENT)
+                log::warning("%s: cannot claim: %s", id.c_str(), claimed.error().message().c_str());
+            return;
+        }
+        add_job(id, 0);
+        for (Run& run : runs_)
+            if (run.client == nullptr)
+                run.waiting.insert(id.str()); // --once: mail made during the run is part of it
+    }
+
+    // new/ holds only mail to deliver at once (queue-only mail is committed
+    // to queue/): what is there when enqueue's notice was lost (enqueue
+    // killed between its commit and the notice) is claimed here, every tick.
+    void claim_incoming()
+    {
+        auto names = list_dir(spool_.area(SpoolArea::incoming), limits::queue_entries_scanned);
+        if (!names) {
+            log::error("cannot list new/: %s", names.error().message().c_str());
+            return;
+        }
+        for (const std::string& name : *names)
+            if (auto id = QueueId::parse(name))
+                claim_one(*id);
     }
 
     // Claims everything in new/ and learns every message in queue/.
@@ -287,7 +316,10 @@ private:
             std::string key = ready_.front();
             ready_.pop_front();
             auto it = jobs_.find(key);
-            if (it != jobs_.end() && !it->second.busy)
+            if (it == jobs_.end())
+                continue;
+            it->second.ready = false;
+            if (!it->second.busy)
                 begin_attempt(it->second);
         }
     }
@@ -551,8 +583,7 @@ private:
         for (auto& [key, job] : jobs_)
             if (!job.busy && job.next_try <= now_seconds()) {
                 run.waiting.insert(key);
-                if (std::find(ready_.begin(), ready_.end(), key) == ready_.end())
-                    ready_.push_back(key);
+                make_ready(job);
             }
     }
 

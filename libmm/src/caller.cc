@@ -75,6 +75,7 @@ Result<Submission> local_submission(
         s.recipients.push_back(std::move(a).value());
     }
     s.extract_recipients = request.extract_recipients;
+    s.queue_only = request.queue_only || config.do_queue;
     s.full_name = request.full_name.value_or(caller.full_name);
     s.ident = caller.login;
     s.uid = static_cast<std::uint32_t>(caller.uid);

@@ -105,7 +105,9 @@ Result<Accepted> accept_message(const Spool& spool, const config::MainConfig& co
         return std::move(writer).error();
     if (auto r = writer->add_content(rendered); !r)
         return std::move(r).error();
-    if (auto r = writer->commit(); !r)
+    if (auto r = writer->commit(submission.queue_only ? MessageWriter::Destination::next_queue_run
+                                                      : MessageWriter::Destination::deliver_now);
+        !r)
         return std::move(r).error();
     Accepted accepted{*id, envelope->recipients.size(), rendered.size()};
     log_accepted(accepted, *envelope);

@@ -24,9 +24,10 @@ constexpr int id_attempts = 4;
 } // namespace
 
 MessageWriter::MessageWriter(
-    const Dir& tmp, const Dir& incoming, QueueId id, Fd fd, std::uint64_t max_content)
+    const Dir& tmp, const Dir& incoming, const Dir& queue, QueueId id, Fd fd, std::uint64_t max_content)
     : tmp_(&tmp)
     , incoming_(&incoming)
+    , queue_(&queue)
     , id_(std::move(id))
     , fd_(std::move(fd))
     , max_content_(max_content)
@@ -36,6 +37,7 @@ MessageWriter::MessageWriter(
 MessageWriter::MessageWriter(MessageWriter&& other) noexcept
     : tmp_(other.tmp_)
     , incoming_(other.incoming_)
+    , queue_(other.queue_)
     , id_(std::move(other.id_))
     , fd_(std::move(other.fd_))
     , stage_(std::exchange(other.stage_, Stage::ended))
@@ -53,6 +55,7 @@ MessageWriter& MessageWriter::operator=(MessageWriter&& other) noexcept
         abort();
         tmp_ = other.tmp_;
         incoming_ = other.incoming_;
+        queue_ = other.queue_;
         id_ = std::move(other.id_);
         fd_ = std::move(other.fd_);
         stage_ = std::exchange(other.stage_, Stage::ended);
@@ -111,7 +114,7 @@ Result<void> MessageWriter::add_content(std::string_view chunk)
     return ok();
 }
 
-Result<void> MessageWriter::commit()
+Result<void> MessageWriter::commit(Destination destination)
 {
     if (stage_ != Stage::open)
         return Error::internal(id_.str() + ": message writer used after commit or failure");
@@ -123,12 +126,13 @@ Result<void> MessageWriter::commit()
     if (auto r = fd_.close(); !r)
         return fail(std::move(r).error());
     // rename_noreplace: an id collision fails instead of replacing a message.
-    if (auto r = rename_noreplace_at(*tmp_, id_.str(), *incoming_, id_.str()); !r)
+    const Dir& target = destination == Destination::deliver_now ? *incoming_ : *queue_;
+    if (auto r = rename_noreplace_at(*tmp_, id_.str(), target, id_.str()); !r)
         return fail(std::move(r).error());
     stage_ = Stage::committed;
-    // Past the rename the message is in new/; if this fsync fails it is not
-    // acknowledged and may be delivered twice, never lost.
-    if (auto r = fsync_dir(*incoming_); !r)
+    // Past the rename the message is in the spool; if this fsync fails it is
+    // not acknowledged and may be delivered twice, never lost.
+    if (auto r = fsync_dir(target); !r)
         return std::move(r).error().with_context(id_.str());
     return ok();
 }
@@ -156,8 +160,8 @@ Result<MessageWriter> Spool::begin_message(
     auto fd = create_at(area(SpoolArea::tmp), id.str(), 0600);
     if (!fd)
         return std::move(fd).error();
-    MessageWriter writer(
-        area(SpoolArea::tmp), area(SpoolArea::incoming), id, std::move(fd).value(), max_content);
+    MessageWriter writer(area(SpoolArea::tmp), area(SpoolArea::incoming), area(SpoolArea::queue), id,
+        std::move(fd).value(), max_content);
     writer.crc_.update(*head);
     writer.buffer_ = std::move(head).value();
     if (auto r = writer.write_buffer(); !r)

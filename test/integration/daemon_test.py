@@ -243,13 +243,29 @@ class Delivery(DaemonCase):
     def test_odq_waits_for_q(self):
         self.start()
         qid = self.queued_id("-odq", "-oi", "bob", stdin=b"Subject: queued only\n\nlater\n")
-        time.sleep(2)  # a negative check: nothing may deliver it on its own
+        # A negative check: nothing may deliver it on its own, not even qmgr's
+        # scan of new/ every 5 s (queue-only mail is committed to queue/).
+        time.sleep(6)
         self.assertEqual(self.inst.read_mbox("bob"), b"")
         self.assertEqual([m["id"] for m in self.inst.mailq_json()], [qid])
+        self.assertEqual(os.listdir(self.inst.path("spool", "new")), [])
         r = self.inst.masqmail("-q")
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertEqual(len(self.inst.mbox_messages("bob")), 1, self.inst.log_text())
         self.assertEqual(self.inst.mailq_json(), [])
+
+    def test_message_in_new_without_a_notice_is_delivered(self):
+        # What enqueue leaves when it is killed between its commit and its
+        # notice to qmgr: a message in new/ nobody told qmgr about.
+        qid = self.queued_id("-oi", "bob", stdin=b"Subject: unannounced\n\nbody\n")
+        parked = self.inst.path("parked")
+        os.rename(self.inst.path("spool", "new", qid), parked)
+        self.start()
+        self.wait_daemons_up()
+        os.rename(parked, self.inst.path("spool", "new", qid))
+        messages = self.wait_mbox("bob")
+        self.assertIn(b"Subject: unannounced", messages[0])
+        self.assertTrue(wait_for(self.queue_empty, DELIVERY_TIMEOUT), self.inst.mailq_json())
 
     def test_q_with_daemons_returns_after_delivery(self):
         self.start()

@@ -73,6 +73,21 @@ struct Fixture {
 
 } // namespace
 
+TEST_CASE("a queue-only submission (-odq, do_queue) is committed to queue/, not new/")
+{
+    Fixture f;
+    mm::Submission s = f.local({"bob"});
+    s.queue_only = true;
+    auto a = mm::accept_message(*f.spool, f.config, s, "Subject: later\n\nbody\n");
+    REQUIRE(a);
+    CHECK(f.files_in("new") == 0);
+    CHECK(f.files_in("queue") == 1);
+    CHECK(f.files_in("tmp") == 0);
+    auto stored = f.spool->read_envelope(a->id, mm::SpoolArea::queue);
+    REQUIRE(stored);
+    CHECK(stored->envelope.recipients.size() == 1);
+}
+
 TEST_CASE("a local submission is committed with its envelope and fixed headers")
 {
     Fixture f;

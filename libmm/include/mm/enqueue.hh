@@ -31,6 +31,8 @@ struct Submission {
     std::string ident;                 // login of the submitting user
     std::optional<std::uint32_t> uid;  // uid of the submitting user
     bool eight_bit_mime = false;
+    // -odq or do_queue: committed into queue/, delivered at the next queue run.
+    bool queue_only = false;
 };
 
 struct Accepted {

@@ -81,21 +81,27 @@ public:
     // maximum given to begin_message() is a permanent error; a failed write a
     // temporary one (ENOSPC kept in sys_errno for 452). Either ends the writer.
     Result<void> add_content(std::string_view chunk);
-    // END record, fsync, close, rename into new/ (never over an existing
-    // name), fsync new/. Only after ok() may the message be acknowledged.
-    Result<void> commit();
+    // Where a committed message goes: new/, which qmgr claims at once, or
+    // queue/ for -odq and do_queue, where only a queue run finds it.
+    enum class Destination : std::uint8_t { deliver_now, next_queue_run };
+    // END record, fsync, close, rename into new/ or queue/ (never over an
+    // existing name), fsync that directory. Only after ok() may the message
+    // be acknowledged.
+    Result<void> commit(Destination destination = Destination::deliver_now);
     // Removes the temporary file unless committed. Idempotent.
     void abort();
 
 private:
     friend class Spool;
     enum class Stage : std::uint8_t { open, committed, ended };
-    MessageWriter(const Dir& tmp, const Dir& incoming, QueueId id, Fd fd, std::uint64_t max_content);
+    MessageWriter(const Dir& tmp, const Dir& incoming, const Dir& queue, QueueId id, Fd fd,
+        std::uint64_t max_content);
     Result<void> write_buffer();
     Error fail(const Error& error);
 
     const Dir* tmp_;
     const Dir* incoming_;
+    const Dir* queue_;
     QueueId id_;
     Fd fd_;
     Stage stage_ = Stage::open;
