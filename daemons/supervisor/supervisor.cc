@@ -3,6 +3,7 @@
 #include "supervisor.hh"
 
 #include "mm/config.hh"
+#include "mm/fs.hh"
 #include "mm/ipc.hh"
 #include "mm/log.hh"
 #include "mm/paths.hh"
@@ -62,7 +63,7 @@ public:
     {
         if (auto spool = Spool::open(cfg_.spool_dir, started_.private_instance); !spool)
             return fail(spool.error().with_context("cannot open the spool"));
-        if (auto locked = lock_pid_file(); !locked)
+        if (auto locked = lock_instance(); !locked)
             return fail(locked.error());
         for (const SocketSpec& spec : socket_table) {
             auto sock = make_socket(spec);
@@ -115,35 +116,50 @@ private:
     }
 
     std::string pid_path() const { return cfg_.pid_dir + "/masqmail.pid"; }
+    std::string lock_path() const { return cfg_.pid_dir + "/masqmail.lock"; }
 
-    // The pid file is also the lock that keeps one supervisor per instance;
-    // a queue run without a daemon (--once) waits for it instead.
-    Result<void> lock_pid_file()
+    // One supervisor per instance: it holds a flock on pid_dir/masqmail.lock
+    // (never removed, so that no one locks a file already unlinked) while
+    // it runs; a second -bd is refused, a queue run without a daemon
+    // (--once) waits for the lock instead and writes no pid file.
+    Result<void> lock_instance()
     {
-        pid_fd_ = Fd(::open(pid_path().c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644));
-        if (!pid_fd_.valid())
-            return Error::from_errno("cannot open " + pid_path(), errno).exit_as(ex::cantcreat);
+        lock_fd_ = Fd(::open(lock_path().c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600));
+        if (!lock_fd_.valid())
+            return Error::from_errno("cannot open " + lock_path(), errno).exit_as(ex::cantcreat);
         int how = started_.options.once ? LOCK_EX : LOCK_EX | LOCK_NB;
-        while (::flock(pid_fd_.get(), how) != 0) {
+        while (::flock(lock_fd_.get(), how) != 0) {
             if (errno == EINTR)
                 continue;
-            if (errno == EWOULDBLOCK) {
-                char buf[32] = {};
-                (void)!::pread(pid_fd_.get(), buf, sizeof buf - 1, 0);
-                return Error::temporary("masqmail is already running for this configuration (pid " +
-                                        std::string(buf, strcspn(buf, "\n")) + ")");
-            }
-            return Error::from_errno("cannot lock " + pid_path(), errno);
+            if (errno == EWOULDBLOCK)
+                return Error::temporary("masqmail is already running for this configuration" + running_pid());
+            return Error::from_errno("cannot lock " + lock_path(), errno);
         }
         return {};
     }
 
+    // " (pid N)" from the pid file of the running supervisor, if it says.
+    std::string running_pid() const
+    {
+        Fd fd(::open(pid_path().c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK));
+        char buf[32] = {};
+        if (!fd.valid() || ::read(fd.get(), buf, sizeof buf - 1) <= 0)
+            return {};
+        std::string text(buf, strcspn(buf, "\n"));
+        if (text.empty() || text.find_first_not_of("0123456789") != std::string::npos)
+            return {};
+        return " (pid " + text + ")";
+    }
+
+    // Written under the lock: replaced whole (a new file renamed over the
+    // old one), so a reader never sees it half-written.
     void write_pid()
     {
         std::string text = std::to_string(::getpid()) + "\n";
-        if (::ftruncate(pid_fd_.get(), 0) != 0 ||
-            ::pwrite(pid_fd_.get(), text.data(), text.size(), 0) != static_cast<ssize_t>(text.size()))
-            log::warning("cannot write %s: %s", pid_path().c_str(), std::strerror(errno));
+        Result<Dir> dir = open_dir(cfg_.pid_dir);
+        Result<void> written = dir ? replace_file_at(*dir, "masqmail.pid", text, 0644) : Result<void>(dir.error());
+        if (!written)
+            log::warning("cannot write %s: %s", pid_path().c_str(), written.error().message().c_str());
     }
 
     Result<Fd> make_socket(const SocketSpec& spec)
@@ -367,7 +383,7 @@ private:
 
     const daemon::Started& started_;
     const config::MainConfig& cfg_;
-    Fd pid_fd_;
+    Fd lock_fd_;
     std::vector<Fd> sockets_;
     std::vector<Child> children_;
     event_base* base_ = nullptr;

@@ -290,8 +290,12 @@ class Delivery(DaemonCase):
         self.addCleanup(self.inst.stop)  # only if something was left behind
         self.assertEqual(r.returncode, 0, r.stderr + self.inst.log_text().encode())
         self.assertEqual(self.inst.processes(), {}, "runq left processes behind")
+        self.assertFalse(os.path.exists(self.inst.pid_file()), "runq left a pid file behind")
         self.assertEqual(len(self.inst.mbox_messages("bob")), 3, self.inst.log_text())
         self.assertEqual(self.inst.mailq_json(), [])
+        # The daemons start afterwards: no stale lock or pid file is in the way.
+        self.start()
+        self.assertIsNotNone(self.inst.daemon_pid())
 
     def test_two_q_at_once_without_daemons_deliver_each_message_once(self):
         count = 12
