@@ -16,6 +16,7 @@
 #include "mm/fs.hh"
 #include "mm/log.hh"
 #include "mm/protocol.hh"
+#include "mm/queue_listing.hh"
 #include "mm/recipient.hh"
 #include "mm/spool.hh"
 #include "mm/sysexits.hh"
@@ -30,7 +31,10 @@
 #include <fcntl.h>
 #include <map>
 #include <set>
+#include <cstring>
 #include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 namespace mm::qmgr {
@@ -41,6 +45,8 @@ constexpr std::size_t max_in_flight = 100;       // deliver requests outstanding
 constexpr std::int64_t min_backoff = 300;        // seconds, doubled per attempt
 constexpr std::int64_t max_backoff = 4000;       // as Postfix's maximal_backoff_time
 constexpr std::int64_t no_local_deliver_retry = 60;
+constexpr int max_listers = 4;            // queue listings running at once
+constexpr time_t listing_send_timeout = 30; // seconds a mailq client may stall the listing
 constexpr std::size_t dsn_include_limit = 100 * 1024;
 constexpr std::int64_t never = INT64_MAX;
 
@@ -164,6 +170,7 @@ public:
 
     void tick()
     {
+        reap_listers();
         claim_incoming();
         std::int64_t now = now_seconds();
         for (auto& [key, job] : jobs_)
@@ -194,9 +201,81 @@ public:
                 return c->close();
             return reply(c, frame.request_id(), remove(*ids, caller, privileged));
         }
+        case ipc::MessageType::queue_list:
+            if (!frame.finish())
+                return c->close();
+            return list_queue(c, frame.request_id(), ListingViewer{privileged, c->peer().uid});
         default:
             return c->close();
         }
+    }
+
+    // mailq for those who cannot read the spool. Reading every message may
+    // take a while with a long queue: a child process does it and sends the
+    // frames on the connection, which this process then lets go of; the loop
+    // goes on meanwhile. Children are reaped by tick().
+    void list_queue(const ConnectionPtr& c, std::uint64_t request_id, const ListingViewer& viewer)
+    {
+        reap_listers();
+        if (listers_ >= max_listers) {
+            auto busy = protocol::encode_queue_list_end(
+                request_id, Error::temporary("too many queue listings at once; try again").exit_as(ex::tempfail));
+            if (busy)
+                c->send(*busy);
+            return;
+        }
+        pid_t pid = ::fork();
+        if (pid < 0) {
+            log::warning("cannot fork for a queue listing: %s", std::strerror(errno));
+            return c->close();
+        }
+        if (pid == 0)
+            send_listing(c->socket(), request_id, viewer);
+        ++listers_;
+        c->close();
+    }
+
+    [[noreturn]] void send_listing(const Fd& sock, std::uint64_t request_id, const ListingViewer& viewer)
+    {
+        int status = 0;
+        try {
+            ::fcntl(sock.get(), F_SETFL, ::fcntl(sock.get(), F_GETFL) & ~O_NONBLOCK);
+            timeval limit{listing_send_timeout, 0};
+            ::setsockopt(sock.get(), SOL_SOCKET, SO_SNDTIMEO, &limit, sizeof limit);
+            auto listing = read_queue_listing(spool_, viewer);
+            Result<void> sent = ok();
+            if (listing) {
+                for (const protocol::ListedMessage& m : *listing) {
+                    auto frames = protocol::encode_queue_list_entry(request_id, m);
+                    if (!frames) {
+                        log::warning("%s: not listed: %s", m.id.c_str(), frames.error().message().c_str());
+                        continue;
+                    }
+                    for (const std::string& frame : *frames)
+                        if (sent = ipc::send_frame(sock, frame); !sent)
+                            break;
+                    if (!sent)
+                        break;
+                }
+            }
+            if (sent) {
+                auto end = protocol::encode_queue_list_end(
+                    request_id, listing ? ok() : Result<void>(listing.error()));
+                sent = end ? ipc::send_frame(sock, *end) : Result<void>(end.error());
+            }
+            if (!sent)
+                status = 1;
+        } catch (...) {
+            status = 1;
+        }
+        ::_exit(status);
+    }
+
+    void reap_listers()
+    {
+        int status = 0;
+        while (listers_ > 0 && ::waitpid(-1, &status, WNOHANG) > 0)
+            --listers_;
     }
 
     void local_readable()
@@ -800,6 +879,7 @@ private:
     std::string warn_template_;
     std::map<std::string, Job> jobs_;
     std::deque<std::string> ready_;
+    int listers_ = 0; // listing children not yet reaped
     std::map<std::uint64_t, Request> requests_;
     std::vector<Run> runs_;
     std::size_t in_flight_ = 0;

@@ -38,6 +38,15 @@ enum Tag : std::uint16_t {
     t_outcome = 27,
     t_reason = 28,
     t_route = 29,
+    t_continued = 30,
+    t_size = 31,
+    t_body_size = 32,
+    t_received_time = 33,
+    t_peer = 34,
+    t_state = 35,
+    t_attempts = 36,
+    t_last_error = 37,
+    t_next_try = 38,
 };
 
 // Error texts come from anywhere: keep them text, bounded.
@@ -109,9 +118,11 @@ Result<std::string> encode_status(std::uint64_t request_id, const Result<void>& 
     return w.finish();
 }
 
-Result<Result<void>> decode_status(FrameReader& r)
+namespace {
+
+Result<Result<void>> decode_status_of(FrameReader& r, MessageType type)
 {
-    if (auto ok = expect(r, MessageType::status); !ok)
+    if (auto ok = expect(r, type); !ok)
         return std::move(ok).error();
     MM_TRY(ok, r.get_bool(t_ok));
     Result<void> status;
@@ -124,6 +135,18 @@ Result<Result<void>> decode_status(FrameReader& r)
     if (auto end = r.finish(); !end)
         return std::move(end).error();
     return status;
+}
+
+} // namespace
+
+Result<Result<void>> decode_status(FrameReader& r)
+{
+    return decode_status_of(r, MessageType::status);
+}
+
+Result<Result<void>> decode_queue_list_end(FrameReader& r)
+{
+    return decode_status_of(r, MessageType::queue_list_end);
 }
 
 Result<std::string> encode_submit(std::uint64_t request_id, const SubmitRequest& q)
@@ -349,6 +372,131 @@ Result<std::string> decode_new_message(FrameReader& r)
     if (auto end = r.finish(); !end)
         return std::move(end).error();
     return std::string(*id);
+}
+
+Result<std::string> encode_queue_list(std::uint64_t request_id)
+{
+    FrameWriter w(MessageType::queue_list, request_id);
+    return w.finish();
+}
+
+namespace {
+
+// What one recipient of a listing costs in a frame, at most.
+std::size_t listed_size(const ListedRecipient& r)
+{
+    return 5 * ipc::field_header_size + r.address.size() + 4 + 4 + r.last_error.size() + 8;
+}
+
+Result<std::string> encode_listed_part(std::uint64_t request_id, const ListedMessage& m, bool continued,
+    std::size_t first, std::size_t end)
+{
+    FrameWriter w(MessageType::queue_list_entry, request_id);
+    w.add_bool(t_continued, continued);
+    w.add_text(t_queue_id, m.id);
+    w.add_text(t_sender, m.sender);
+    w.add_u64(t_size, m.size);
+    w.add_u64(t_body_size, m.body_size);
+    w.add_u64(t_received_time, static_cast<std::uint64_t>(m.received_time));
+    w.add_text(t_peer, m.peer_address);
+    w.add_text(t_ident, m.ident);
+    for (std::size_t i = first; i < end; ++i) {
+        const ListedRecipient& r = m.recipients[i];
+        w.add_text(t_recipient, r.address);
+        w.add_u32(t_state, static_cast<std::uint32_t>(r.state));
+        w.add_u32(t_attempts, r.attempts);
+        w.add_text(t_last_error, printable(r.last_error));
+        w.add_u64(t_next_try, static_cast<std::uint64_t>(r.next_try));
+    }
+    return w.finish();
+}
+
+} // namespace
+
+Result<std::vector<std::string>> encode_queue_list_entry(std::uint64_t request_id, const ListedMessage& m)
+{
+    const std::size_t head = ipc::header_size + 8 * ipc::field_header_size + 1 + m.id.size() + m.sender.size()
+        + 3 * 8 + m.peer_address.size() + m.ident.size();
+    std::vector<std::string> frames;
+    std::size_t first = 0;
+    do {
+        std::size_t end = first;
+        std::size_t size = head;
+        std::size_t fields = 8;
+        while (end < m.recipients.size() && size + listed_size(m.recipients[end]) <= limits::ipc_frame
+            && fields + 5 <= limits::ipc_fields) {
+            size += listed_size(m.recipients[end]);
+            fields += 5;
+            ++end;
+        }
+        if (end == first && first < m.recipients.size())
+            return Error::internal(m.id + ": a recipient too large for a listing frame");
+        MM_TRY(frame, encode_listed_part(request_id, m, !frames.empty(), first, end));
+        frames.push_back(std::move(frame).value());
+        first = end;
+    } while (first < m.recipients.size());
+    return frames;
+}
+
+Result<void> decode_queue_list_entry(FrameReader& r, std::vector<ListedMessage>& listing)
+{
+    if (auto ok = expect(r, MessageType::queue_list_entry); !ok)
+        return std::move(ok).error();
+    MM_TRY(continued, r.get_bool(t_continued));
+    ListedMessage m;
+    MM_TRY(id, r.get_text(t_queue_id));
+    m.id = *id;
+    MM_TRY(sender, r.get_text(t_sender));
+    m.sender = *sender;
+    MM_TRY(size, r.get_u64(t_size));
+    m.size = *size;
+    MM_TRY(body_size, r.get_u64(t_body_size));
+    m.body_size = *body_size;
+    MM_TRY(received, r.get_u64(t_received_time));
+    m.received_time = static_cast<std::int64_t>(*received);
+    MM_TRY(peer, r.get_text(t_peer));
+    m.peer_address = *peer;
+    MM_TRY(ident, r.get_text(t_ident));
+    m.ident = *ident;
+    while (!r.at_end()) {
+        ListedRecipient rcpt;
+        MM_TRY(address, r.get_text(t_recipient));
+        rcpt.address = *address;
+        MM_TRY(state, r.get_u32(t_state));
+        if (*state > static_cast<std::uint32_t>(RecipientState::dsn_sent))
+            return Error::protocol("bad recipient state");
+        rcpt.state = static_cast<RecipientState>(*state);
+        MM_TRY(attempts, r.get_u32(t_attempts));
+        rcpt.attempts = *attempts;
+        MM_TRY(last_error, r.get_text(t_last_error));
+        rcpt.last_error = *last_error;
+        MM_TRY(next_try, r.get_u64(t_next_try));
+        rcpt.next_try = static_cast<std::int64_t>(*next_try);
+        m.recipients.push_back(std::move(rcpt));
+    }
+    if (auto end = r.finish(); !end)
+        return std::move(end).error();
+    if (!*continued) {
+        listing.push_back(std::move(m));
+        return ok();
+    }
+    if (listing.empty() || listing.back().id != m.id)
+        return Error::protocol("a listing frame continues a message that did not come before it");
+    if (listing.back().recipients.size() + m.recipients.size() > limits::recipients)
+        return Error::protocol("too many recipients in a listing");
+    for (ListedRecipient& rcpt : m.recipients)
+        listing.back().recipients.push_back(std::move(rcpt));
+    return ok();
+}
+
+Result<std::string> encode_queue_list_end(std::uint64_t request_id, const Result<void>& status)
+{
+    FrameWriter w(MessageType::queue_list_end, request_id);
+    if (status)
+        w.add_bool(t_ok, true);
+    else
+        add_error(w, status.error());
+    return w.finish();
 }
 
 Result<Reply> call(const Fd& sock, const std::string& frame, const Fd* fd, int timeout_ms)

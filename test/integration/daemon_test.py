@@ -267,6 +267,46 @@ class Delivery(DaemonCase):
         self.assertIn(b"Subject: unannounced", messages[0])
         self.assertTrue(wait_for(self.queue_empty, DELIVERY_TIMEOUT), self.inst.mailq_json())
 
+    @unittest.skipUnless(os.geteuid() == 0, "needs root to run mailq as a second user")
+    def test_mailq_of_another_user_comes_from_qmgr_and_shows_only_theirs(self):
+        nobody = 65534
+        os.chmod(self.inst.root, 0o755)
+        os.chmod(self.inst.conf, 0o644)
+        self.start()
+        self.wait_daemons_up()
+
+        def as_nobody(*args, stdin=b""):
+            def become():
+                os.setgroups([])
+                os.setgid(nobody)
+                os.setuid(nobody)
+            return subprocess.run([MASQMAIL, "-C", self.inst.conf, *args], input=stdin,
+                                  capture_output=True, timeout=60, preexec_fn=become, env={})
+
+        mine = self.queued_id("-oi", "x@example.org", stdin=b"Subject: root's\n\nr\n")
+        r = as_nobody("-v", "-oi", "y@example.org", stdin=b"Subject: nobody's\n\nn\n")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        theirs = re.search(rb"queued as (\S+)", r.stderr).group(1).decode()
+        # The spool is not readable for nobody: the listing comes from qmgr.
+        r = as_nobody("-bp", "--json")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        listed = [json.loads(line) for line in r.stdout.decode().splitlines()]
+        self.assertEqual([m["id"] for m in listed], [theirs])
+        self.assertEqual(listed[0]["recipients"][0]["address"], "y@example.org")
+        self.assertEqual(listed[0]["recipients"][0]["state"], "pending")
+        r = as_nobody("-bp")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn(f"{theirs} <= <".encode(), r.stdout)
+        self.assertNotIn(mine.encode(), r.stdout)
+        # The owner sees both, read from the spool.
+        self.assertEqual(sorted(m["id"] for m in self.inst.mailq_json()), sorted([mine, theirs]))
+        # With the daemons stopped, nobody gets a clear refusal, not another user's mail.
+        self.inst.stop()
+        r = as_nobody("-bp")
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn(b"cannot list the queue", r.stderr)
+        self.assertNotIn(mine.encode(), r.stdout)
+
     def test_q_with_daemons_returns_after_delivery(self):
         self.start()
         for n in range(3):

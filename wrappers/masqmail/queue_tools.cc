@@ -5,21 +5,29 @@
 #include "queue_tools.hh"
 
 #include "mm/alias.hh"
+#include "mm/ipc.hh"
 #include "mm/log.hh"
+#include "mm/queue_listing.hh"
 #include "mm/spool.hh"
 #include "mm/sysexits.hh"
 
+#include <cerrno>
 #include <cstdio>
 #include <ctime>
+#include <poll.h>
 
 namespace mm::frontend {
 
 namespace {
 
-struct Listed {
-    StoredMessage message;
-    DeliveryState state;
-};
+using protocol::ListedMessage;
+
+constexpr int listing_timeout_ms = 30000; // between two frames of qmgr's listing
+
+#define MM_FRONTEND_TRY(var, expr) \
+    auto var = (expr);             \
+    if (!var)                      \
+    return std::move(var).error()
 
 std::string age_text(std::int64_t seconds)
 {
@@ -55,94 +63,100 @@ std::string json_string(std::string_view s)
     return out + "\"";
 }
 
-void print_text(const Listed& m, std::int64_t now)
+void print_text(const ListedMessage& m, std::int64_t now)
 {
-    const Envelope& e = m.message.envelope;
-    std::printf("%s <= %s size=%llu age=%s", m.message.id.c_str(), e.return_path.path().c_str(),
-        static_cast<unsigned long long>(m.message.layout.body_length()),
-        age_text(now - e.received_time).c_str());
-    if (!e.peer_address.empty())
-        std::printf(" host=%s", e.peer_address.c_str());
-    if (!e.ident.empty())
-        std::printf(" ident=%s", e.ident.c_str());
+    std::printf("%s <= <%s> size=%llu age=%s", m.id.c_str(), m.sender.c_str(),
+        static_cast<unsigned long long>(m.body_size), age_text(now - m.received_time).c_str());
+    if (!m.peer_address.empty())
+        std::printf(" host=%s", m.peer_address.c_str());
+    if (!m.ident.empty())
+        std::printf(" ident=%s", m.ident.c_str());
     std::printf("\n");
-    for (std::size_t i = 0; i < e.recipients.size(); ++i) {
-        const RecipientProgress& p = m.state.recipients[i];
-        const char* mark = p.state == RecipientState::pending ? "==" :
-                           p.state == RecipientState::delivered ? "=>" : "!=";
-        std::printf("              %s %s", mark, e.recipients[i].address.path().c_str());
-        if (!p.last_error.empty())
-            std::printf(" (%s)", p.last_error.c_str());
+    for (const protocol::ListedRecipient& r : m.recipients) {
+        const char* mark = r.state == RecipientState::pending ? "==" :
+                           r.state == RecipientState::delivered ? "=>" : "!=";
+        std::printf("              %s <%s>", mark, r.address.c_str());
+        if (!r.last_error.empty())
+            std::printf(" (%s)", r.last_error.c_str());
         std::printf("\n");
     }
 }
 
-void print_json(const Listed& m, std::int64_t now)
+void print_json(const ListedMessage& m, std::int64_t now)
 {
-    const Envelope& e = m.message.envelope;
-    std::string line = "{\"id\":" + json_string(m.message.id.str()) +
-                       ",\"sender\":" + json_string(e.return_path.str()) +
-                       ",\"size\":" + std::to_string(m.message.layout.length) +
-                       ",\"age\":" + std::to_string(now - e.received_time) + ",\"recipients\":[";
-    for (std::size_t i = 0; i < e.recipients.size(); ++i) {
-        const RecipientProgress& p = m.state.recipients[i];
+    std::string line = "{\"id\":" + json_string(m.id) + ",\"sender\":" + json_string(m.sender) +
+                       ",\"size\":" + std::to_string(m.size) +
+                       ",\"age\":" + std::to_string(now - m.received_time) + ",\"recipients\":[";
+    for (std::size_t i = 0; i < m.recipients.size(); ++i) {
+        const protocol::ListedRecipient& r = m.recipients[i];
         line += i == 0 ? "{" : ",{";
-        line += "\"address\":" + json_string(e.recipients[i].address.str()) +
-                ",\"state\":" + json_string(recipient_state_name(p.state)) +
-                ",\"attempts\":" + std::to_string(p.attempts) +
-                ",\"last_error\":" + (p.last_error.empty() ? "null" : json_string(p.last_error)) +
-                ",\"next_try\":" + (p.next_attempt == 0 ? "null" : std::to_string(p.next_attempt)) +
+        line += "\"address\":" + json_string(r.address) +
+                ",\"state\":" + json_string(recipient_state_name(r.state)) +
+                ",\"attempts\":" + std::to_string(r.attempts) +
+                ",\"last_error\":" + (r.last_error.empty() ? "null" : json_string(r.last_error)) +
+                ",\"next_try\":" + (r.next_try == 0 ? "null" : std::to_string(r.next_try)) +
                 ",\"route\":null}";
     }
     std::printf("%s]}\n", line.c_str());
 }
 
-// Reads one listed message; a damaged one was moved to corrupt/ by the reader.
-Result<Listed> read_listed(const Spool& spool, const QueueEntry& entry)
+// The listing as qmgr gives it: for users who cannot read the spool.
+Result<std::vector<ListedMessage>> list_from_qmgr(const Context& ctx)
 {
-    auto m = spool.read_envelope(entry.id, entry.area);
-    if (!m)
-        return std::move(m).error();
-    std::size_t n = m->envelope.recipients.size();
-    DeliveryState state = DeliveryState::all_pending(n);
-    if (entry.area == SpoolArea::queue) {
-        auto st = spool.read_state(entry.id, n);
-        if (!st)
-            return std::move(st).error();
-        state = std::move(st).value();
+    auto sock = ipc::connect_seqpacket(ctx.config.spool_dir + "/public/qmgr-ctl");
+    if (!sock)
+        return Error::temporary("only root and the mail user can read the queue while no daemon runs")
+            .exit_as(ex::noperm);
+    MM_FRONTEND_TRY(request, protocol::encode_queue_list(1));
+    if (auto sent = ipc::send_frame(*sock, *request); !sent)
+        return std::move(sent).error().with_context("qmgr");
+    std::vector<ListedMessage> listing;
+    for (;;) {
+        pollfd p{.fd = sock->get(), .events = POLLIN, .revents = 0};
+        int n;
+        do
+            n = ::poll(&p, 1, listing_timeout_ms);
+        while (n < 0 && errno == EINTR);
+        if (n <= 0)
+            return Error::temporary("qmgr: no listing in time");
+        MM_FRONTEND_TRY(got, ipc::recv_frame(*sock));
+        if (got->status != ipc::RecvStatus::frame)
+            return Error::temporary("qmgr closed the connection during the listing");
+        MM_FRONTEND_TRY(frame, ipc::FrameReader::parse(got->bytes));
+        if (frame->type() == ipc::MessageType::queue_list_entry) {
+            if (auto added = protocol::decode_queue_list_entry(*frame, listing); !added)
+                return std::move(added).error().with_context("qmgr's listing");
+            continue;
+        }
+        MM_FRONTEND_TRY(status, protocol::decode_queue_list_end(*frame));
+        if (!*status)
+            return std::move(*status).error();
+        return listing;
     }
-    return Listed{std::move(m).value(), std::move(state)};
-}
-
-bool may_see(const Context& ctx, const Envelope& e)
-{
-    return ctx.privileged || (e.submitter_uid && *e.submitter_uid == ctx.uid);
 }
 
 } // namespace
 
 int list_queue(const Context& ctx, bool json)
 {
-    auto spool = Spool::open(ctx.config.spool_dir, ctx.creates_spool);
-    if (!spool)
-        return report(std::move(spool).error().with_context("cannot read the queue"));
-    auto listing = spool->list_queue();
-    if (!listing)
-        return report(listing.error());
-    std::int64_t now = std::time(nullptr);
-    std::size_t shown = 0;
-    for (const QueueEntry& entry : listing->messages) {
-        auto m = read_listed(*spool, entry);
-        if (!m) {
-            // Gone meanwhile (delivered) or quarantined: the reader logged it.
-            continue;
-        }
-        if (!may_see(ctx, m->message.envelope))
-            continue;
-        json ? print_json(*m, now) : print_text(*m, now);
-        ++shown;
+    // -C as an ordinary user counts as the owner of that instance; if the
+    // spool says otherwise (not readable), qmgr decides what may be seen.
+    Result<std::vector<ListedMessage>> listing = Error::permanent("not privileged").exit_as(ex::noperm);
+    if (ctx.privileged) {
+        auto spool = Spool::open(ctx.config.spool_dir, ctx.creates_spool);
+        listing = spool ? read_queue_listing(*spool, { true, ctx.uid })
+                        : Result<std::vector<ListedMessage>>(std::move(spool).error());
+        if (!listing && listing.error().sys_errno() != EACCES && listing.error().sys_errno() != EPERM)
+            return report(listing.error().with_context("cannot read the queue"));
     }
-    if (shown == 0 && !json)
+    if (!listing)
+        listing = list_from_qmgr(ctx);
+    if (!listing)
+        return report(listing.error().with_context("cannot list the queue"));
+    std::int64_t now = std::time(nullptr);
+    for (const ListedMessage& m : *listing)
+        json ? print_json(m, now) : print_text(m, now);
+    if (listing->empty() && !json)
         std::printf("mail queue is empty.\n");
     return ex::ok;
 }

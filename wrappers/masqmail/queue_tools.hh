@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
-// mailq (-bp, --json), mailrm (-Mrm) and newaliases (-bi), reading the spool
-// directly: for root and for the owner of a private instance.
+// mailq (-bp, --json), mailrm (-Mrm) and newaliases (-bi). mailq reads the
+// spool directly for root and the owner of a private instance, and asks
+// qmgr (public/qmgr-ctl) for everyone else, who sees only their own mail.
 #pragma once
 
 #include "context.hh"

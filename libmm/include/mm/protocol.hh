@@ -9,6 +9,7 @@
 #include "mm/fd.hh"
 #include "mm/ipc.hh"
 #include "mm/result.hh"
+#include "mm/state_file.hh"
 
 #include <cstdint>
 #include <optional>
@@ -92,6 +93,37 @@ Result<std::string> encode_run_route(std::uint64_t request_id, const std::string
 Result<std::string> decode_run_route(ipc::FrameReader& frame);
 Result<std::string> encode_remove(std::uint64_t request_id, const std::vector<std::string>& queue_ids);
 Result<std::vector<std::string>> decode_remove(ipc::FrameReader& frame);
+
+// queue_list (mailq of a user who cannot read the spool): no fields. qmgr
+// answers with queue_list_entry frames, one per message the caller may see
+// (more when its recipients do not fit in one frame: each carries the
+// message's fields again, with `continued` set), then queue_list_end, a
+// status frame.
+struct ListedRecipient {
+    std::string address; // local@domain
+    RecipientState state = RecipientState::pending;
+    std::uint32_t attempts = 0;
+    std::string last_error; // printable
+    std::int64_t next_try = 0; // Unix seconds; 0: as soon as possible
+};
+struct ListedMessage {
+    std::string id;
+    std::string sender; // local@domain, "" for the null sender
+    std::uint64_t size = 0; // the whole message (headers and body)
+    std::uint64_t body_size = 0;
+    std::int64_t received_time = 0;
+    std::string peer_address; // "" for local submissions
+    std::string ident;
+    std::vector<ListedRecipient> recipients;
+};
+Result<std::string> encode_queue_list(std::uint64_t request_id);
+// The frames of one message.
+Result<std::vector<std::string>> encode_queue_list_entry(std::uint64_t request_id, const ListedMessage& message);
+// Appends the message of one frame to `listing`, or its recipients to the
+// last message there when the frame continues it.
+Result<void> decode_queue_list_entry(ipc::FrameReader& frame, std::vector<ListedMessage>& listing);
+Result<std::string> encode_queue_list_end(std::uint64_t request_id, const Result<void>& status);
+Result<Result<void>> decode_queue_list_end(ipc::FrameReader& frame);
 
 // new_message (enqueue → qmgr, private/qmgr): a hint that new/ID exists.
 Result<std::string> encode_new_message(std::uint64_t request_id, const std::string& queue_id);
