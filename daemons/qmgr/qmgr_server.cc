@@ -433,17 +433,24 @@ private:
         }
         job.state = std::move(state).value();
         std::int64_t now = now_seconds();
+        // Every recipient is expanded, due or not, so that a leaf two of them
+        // share goes to the first one only, on every attempt alike (To: bob
+        // and an alias that includes bob: bob gets one copy).
+        std::vector<Result<Expansion>> expansions;
+        for (const auto& rcpt : env.recipients)
+            expansions.push_back(expand_aliases(rcpt.address, tables(), cfg_));
+        drop_duplicate_leaves(expansions, cfg_);
         for (std::size_t i = 0; i < env.recipients.size(); ++i) {
             RecipientProgress& p = job.state.recipients[i];
             if (p.state != RecipientState::pending || (!job.forced && p.next_attempt > now))
                 continue;
-            plan_recipient(job, i, now);
+            plan_recipient(job, i, expansions[i], now);
         }
         if (job.outstanding == 0)
             finish_attempt(job);
     }
 
-    void plan_recipient(Job& job, std::size_t i, std::int64_t now)
+    void plan_recipient(Job& job, std::size_t i, const Result<Expansion>& expansion, std::int64_t now)
     {
         const Envelope& env = job.message->message.envelope;
         const Address& rcpt = env.recipients[i].address;
@@ -452,7 +459,6 @@ private:
             p.last_error = "waiting for a route (remote delivery is not in this build yet)";
             return;
         }
-        auto expansion = expand_aliases(rcpt, tables(), cfg_);
         if (!expansion) {
             p.state = RecipientState::failed;
             p.last_error = sanitize_error_text(expansion.error().message());

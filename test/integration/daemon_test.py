@@ -426,6 +426,13 @@ class Aliases(DaemonCase):
         self.assertEqual(self.inst.read_mbox("team"), b"")
         self.assertTrue(wait_for(self.queue_empty, DELIVERY_TIMEOUT), self.inst.mailq_json())
 
+    def test_recipient_and_alias_sharing_a_mailbox_get_one_copy(self):
+        # bob is named directly and through team (bob, carol): one copy for bob.
+        self.send("-oi", "bob", "team", stdin=b"Subject: once\n\nonly one copy\n")
+        self.assertTrue(wait_for(self.queue_empty, DELIVERY_TIMEOUT), self.inst.mailq_json())
+        self.assertEqual(len(self.inst.mbox_messages("bob")), 1, self.inst.log_text())
+        self.assertEqual(len(self.inst.mbox_messages("carol")), 1, self.inst.log_text())
+
     def test_alias_to_a_maildir_user(self):
         self.send("-oi", "box", stdin=b"Subject: maildir\n\ninto new/\n")
         new = self.inst.path("mail", "dora", "new")
