@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
-// accept_message(): the message is parsed and fixed in memory, then streamed
-// to the spool writer, which commits it. Linked by enqueue and the front end.
+// prepare_message() parses and fixes the message in memory; accept_message()
+// then streams it to the spool writer, which commits it. Linked by enqueue
+// and the front end.
 #include "mm/enqueue.hh"
 
 #include "mm/header_fixup.hh"
@@ -15,42 +16,13 @@ namespace mm {
 
 namespace {
 
-FixupOptions fixup_options(const config::MainConfig& config, const Submission& s, const QueueId& id,
-    std::time_t now)
-{
-    FixupOptions o;
-    o.host_name = config.host_name;
-    o.queue_id = id.str();
-    o.sender = s.sender;
-    o.sender_full_name = s.full_name;
-    o.protocol = s.protocol;
-    o.peer_address = s.peer_address;
-    o.helo_name = s.helo_name;
-    o.ident = s.ident;
-    o.uid = s.uid;
-    o.extract_recipients = s.extract_recipients;
-    o.recipients = s.recipients;
-    o.max_received = config.max_received_headers;
-    o.now = now;
-    o.save_envelope_to = config.do_save_envelope_to && s.protocol != ReceivedProtocol::local;
-    return o;
-}
-
-Result<Envelope> build_envelope(const config::MainConfig& config, const Submission& s,
-    std::vector<Address> header_recipients, std::time_t now)
+// The envelope of a submission before -t: who sent it, how, to whom.
+Envelope envelope_of(const Submission& s, std::time_t now)
 {
     Envelope env;
     env.return_path = s.sender;
     for (const Address& a : s.recipients)
         env.recipients.push_back({a, ""});
-    for (Address& a : header_recipients)
-        env.recipients.push_back({std::move(a), ""});
-    if (env.recipients.empty())
-        return Error::permanent("no recipients");
-    std::size_t max = std::min(config.max_recipients, limits::recipients);
-    if (env.recipients.size() > max)
-        return Error::permanent("too many recipients (" + std::to_string(env.recipients.size()) +
-                                ", at most " + std::to_string(max) + ")");
     env.received_time = now;
     env.protocol = s.protocol;
     env.peer_address = s.peer_address;
@@ -59,6 +31,43 @@ Result<Envelope> build_envelope(const config::MainConfig& config, const Submissi
     env.submitter_uid = s.uid;
     env.eight_bit_mime = s.eight_bit_mime;
     return env;
+}
+
+// The headers describe what the envelope records: one source for both.
+FixupOptions fixup_options(const config::MainConfig& config, const Submission& s, const Envelope& env,
+    const QueueId& id)
+{
+    FixupOptions o;
+    o.host_name = config.host_name;
+    o.queue_id = id.str();
+    o.sender = env.return_path;
+    o.sender_full_name = s.full_name;
+    o.protocol = env.protocol;
+    o.peer_address = env.peer_address;
+    o.helo_name = env.helo_name;
+    o.ident = env.ident;
+    o.uid = env.submitter_uid;
+    o.extract_recipients = s.extract_recipients;
+    o.recipients = s.recipients;
+    o.max_received = config.max_received_headers;
+    o.now = static_cast<std::time_t>(env.received_time);
+    o.save_envelope_to = config.do_save_envelope_to && env.protocol != ReceivedProtocol::local;
+    return o;
+}
+
+// Appends what -t found and checks the count of the whole list.
+Result<void> add_header_recipients(const config::MainConfig& config, Envelope& env,
+    std::vector<Address> header_recipients)
+{
+    for (Address& a : header_recipients)
+        env.recipients.push_back({std::move(a), ""});
+    if (env.recipients.empty())
+        return Error::permanent("no recipients");
+    std::size_t max = std::min(config.max_recipients, limits::recipients);
+    if (env.recipients.size() > max)
+        return Error::permanent("too many recipients (" + std::to_string(env.recipients.size()) +
+                                ", at most " + std::to_string(max) + ")");
+    return ok();
 }
 
 void log_accepted(const Accepted& a, const Envelope& env)
@@ -79,38 +88,53 @@ std::uint64_t max_message_size(const config::MainConfig& config)
     return std::min(max, limits::message_size_hard);
 }
 
-Result<Accepted> accept_message(const Spool& spool, const config::MainConfig& config,
-    const Submission& submission, std::string_view content)
+Result<PreparedMessage> prepare_message(const config::MainConfig& config, const Submission& submission,
+    std::string_view content, const QueueId& id, std::time_t now)
 {
     auto message = parse_message(content);
     if (!message)
         return std::move(message).error();
+    PreparedMessage prepared{envelope_of(submission, now), ""};
+    auto fixed = fix_headers(*message, fixup_options(config, submission, prepared.envelope, id));
+    if (!fixed)
+        return std::move(fixed).error();
+    if (auto r = add_header_recipients(config, prepared.envelope, std::move(fixed->header_recipients)); !r)
+        return std::move(r).error();
+    prepared.content = render(*message);
+    // A local submission (sendmail, a bounce) declares no body type: 8-bit
+    // bytes make it 8BITMIME, so that it is passed on as such (RFC 6152).
+    if (submission.protocol == ReceivedProtocol::local
+        && std::any_of(prepared.content.begin(), prepared.content.end(),
+            [](char c) { return static_cast<unsigned char>(c) >= 0x80; }))
+        prepared.envelope.eight_bit_mime = true;
+    std::uint64_t max = max_message_size(config);
+    if (prepared.content.size() > max)
+        return Error::permanent("message too large (" + std::to_string(prepared.content.size()) +
+                                " bytes, at most " + std::to_string(max) + ")");
+    return prepared;
+}
+
+Result<Accepted> accept_message(const Spool& spool, const config::MainConfig& config,
+    const Submission& submission, std::string_view content)
+{
     auto id = QueueId::generate();
     if (!id)
         return std::move(id).error();
-    std::time_t now = std::time(nullptr);
-    auto fixed = fix_headers(*message, fixup_options(config, submission, *id, now));
-    if (!fixed)
-        return std::move(fixed).error();
-    auto envelope = build_envelope(config, submission, std::move(fixed->header_recipients), now);
-    if (!envelope)
-        return std::move(envelope).error();
-    std::string rendered = render(*message);
-    std::uint64_t max = max_message_size(config);
-    if (rendered.size() > max)
-        return Error::permanent("message too large (" + std::to_string(rendered.size()) +
-                                " bytes, at most " + std::to_string(max) + ")");
-    auto writer = spool.begin_message(*id, *envelope, max);
+    auto prepared = prepare_message(config, submission, content, *id, std::time(nullptr));
+    if (!prepared)
+        return std::move(prepared).error();
+    const Envelope& envelope = prepared->envelope;
+    auto writer = spool.begin_message(*id, envelope, max_message_size(config));
     if (!writer)
         return std::move(writer).error();
-    if (auto r = writer->add_content(rendered); !r)
+    if (auto r = writer->add_content(prepared->content); !r)
         return std::move(r).error();
     if (auto r = writer->commit(submission.queue_only ? MessageWriter::Destination::next_queue_run
                                                       : MessageWriter::Destination::deliver_now);
         !r)
         return std::move(r).error();
-    Accepted accepted{*id, envelope->recipients.size(), rendered.size()};
-    log_accepted(accepted, *envelope);
+    Accepted accepted{*id, envelope.recipients.size(), prepared->content.size()};
+    log_accepted(accepted, envelope);
     return accepted;
 }
 

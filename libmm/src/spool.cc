@@ -24,7 +24,7 @@ struct AreaSpec {
     mode_t mode;
 };
 
-// anchors §5b; maildrop is group-writable for mm-postdrop and sticky.
+// anchors §5b; maildrop is group-writable for postdrop and sticky.
 constexpr std::array<AreaSpec, spool_area_count> area_specs = { {
     { "tmp", 0700 },
     { "new", 0700 },

@@ -3,7 +3,9 @@
 durable file in spool_dir/maildrop/ owned by the caller; garbage, a missing
 maildrop/ or a bad configuration give their exit codes and leave nothing;
 enqueue is woken through public/pickup. Run as root, the test also installs
-a set-gid copy and submits as an ordinary user, as a system install does."""
+a set-gid copy and submits as an ordinary user, as a system install does.
+sendmail refuses, before it runs postdrop, what enqueue would refuse when it
+commits the drop file."""
 
 import grp
 import os
@@ -167,6 +169,76 @@ class Postdrop(unittest.TestCase):
         r = self.postdrop(drop_file(["bob@example.org"], b"x\n"))
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertEqual(len(self.names()), 1)
+
+
+class SendmailThroughPostdrop(unittest.TestCase):
+    """sendmail with no daemon into a spool the user does not own: the front
+    end hands the message to postdrop, but first makes the checks enqueue
+    makes when it commits the drop file, so that a refusal is sendmail's exit
+    status with a reason, the same as in a spool of one's own, and not a log
+    line after exit 0."""
+
+    CONF = "max_received_headers = 3\nmax_msg_size = 2000\n"
+    HOPS = b"Received: from a by b; Sat, 21 Nov 2026 08:00:28 +0000\n" * 4
+    # Within max_msg_size as read; over it once Received, From, Date and
+    # Message-ID are added.
+    NEAR_LIMIT = b"Subject: big\n\n" + b"x" * 1950 + b"\n"
+    REFUSED = (
+        ("-t finds no recipient", ["-t"], b"Subject: nobody\n\nx\n", b"no recipients"),
+        ("too many hops", ["bob"], HOPS + b"\nbody\n", b"too many hops"),
+        ("too large after the header fixes", ["bob"], NEAR_LIMIT, b"message too large"),
+        ("-t finds a To: that does not parse", ["-t"], b"To: <<<\n\nx\n", b"invalid address in To"),
+    )
+
+    def setUp(self):
+        self.inst = Instance(self.CONF)
+        self.own = Instance(self.CONF)
+        # The first submission creates the spool, committed in process.
+        r = self.inst.masqmail("bob", stdin=b"\nfirst\n")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.tmp = self.inst.path("spool", "tmp")
+        self.give_spool_away()
+        self.maildrop = self.inst.path("spool", "maildrop")
+
+    def tearDown(self):
+        os.chmod(self.tmp, 0o700)
+        self.inst.close()
+        self.own.close()
+
+    def give_spool_away(self):
+        """As root: the spool becomes nobody's, as a system install's is the
+        queue user's. Otherwise (no other user to give it to) tmp/ becomes
+        unreadable: the front end cannot open the spool, takes it for
+        another user's and goes to postdrop just the same."""
+        if os.geteuid() != 0:
+            os.chmod(self.tmp, 0)
+            return
+        nobody = 65534
+        for d, _, files in os.walk(self.inst.path("spool")):
+            os.chown(d, nobody, nobody)
+            for f in files:
+                os.chown(os.path.join(d, f), nobody, nobody)
+
+    def test_accepted_message_goes_to_postdrop(self):
+        r = self.inst.masqmail("bob", stdin=b"Subject: hi\n\nhello\n")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        names = os.listdir(self.maildrop)
+        self.assertEqual(len(names), 1, names)
+        self.assertRegex(names[0], DROP_NAME)
+        self.assertEqual(len(os.listdir(self.inst.path("spool", "new"))), 1)
+
+    def test_refusals_are_reported_before_the_drop(self):
+        for name, args, message, reason in self.REFUSED:
+            with self.subTest(name):
+                r = self.inst.masqmail(*args, stdin=message)
+                self.assertEqual(r.returncode, 65, r.stderr)
+                err = r.stderr.decode()
+                self.assertTrue(err.startswith("masqmail: ") and err.count("\n") == 1, err)
+                self.assertIn(reason, r.stderr)
+                # In a spool of one's own the same input gets the same answer.
+                mine = self.own.masqmail(*args, stdin=message)
+                self.assertEqual((mine.returncode, mine.stderr), (r.returncode, r.stderr))
+        self.assertEqual(os.listdir(self.maildrop), [])
 
 
 def nosuid_or_no_new_privs(path):

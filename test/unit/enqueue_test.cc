@@ -3,6 +3,7 @@
 #include "mm/config.hh"
 #include "mm/enqueue.hh"
 #include "mm/fs.hh"
+#include "mm/header_fixup.hh"
 #include "mm/spool.hh"
 
 #include <csignal>
@@ -86,6 +87,21 @@ TEST_CASE("a queue-only submission (-odq, do_queue) is committed to queue/, not 
     auto stored = f.spool->read_envelope(a->id, mm::SpoolArea::queue);
     REQUIRE(stored);
     CHECK(stored->envelope.recipients.size() == 1);
+}
+
+TEST_CASE("a local submission with 8-bit bytes is recorded as 8BITMIME, a 7-bit one is not")
+{
+    Fixture f;
+    auto eight = mm::accept_message(*f.spool, f.config, f.local({"bob"}), "Subject: caf\xc3\xa9\n\nna\xc3\xafve\n");
+    REQUIRE(eight);
+    auto stored = f.spool->read_envelope(eight->id, mm::SpoolArea::incoming);
+    REQUIRE(stored);
+    CHECK(stored->envelope.eight_bit_mime);
+    auto seven = mm::accept_message(*f.spool, f.config, f.local({"bob"}), "Subject: plain\n\nascii\n");
+    REQUIRE(seven);
+    stored = f.spool->read_envelope(seven->id, mm::SpoolArea::incoming);
+    REQUIRE(stored);
+    CHECK(!stored->envelope.eight_bit_mime);
 }
 
 TEST_CASE("a local submission is committed with its envelope and fixed headers")
@@ -181,6 +197,83 @@ TEST_CASE("limits: size, recipients, hops")
         REQUIRE_FALSE(a);
         CHECK(a.error().message().find("hops") != std::string::npos);
         CHECK(f.files_in("new") == 0);
+    }
+}
+
+TEST_CASE("prepare_message fixes the headers and builds the envelope without touching the spool")
+{
+    Fixture f;
+    auto id = mm::QueueId::parse("1700000000.0123456789abcdef");
+    REQUIRE(id);
+    const std::time_t now = 1700000000;
+    auto s = f.local({"dave"});
+    s.extract_recipients = true;
+    auto p = mm::prepare_message(f.config, s,
+        "To: Bob <bob@example.org>\nBcc: secret@example.net\nSubject: x\n\nbody\n", *id, now);
+    REQUIRE(p);
+    const mm::Envelope& env = p->envelope;
+    std::vector<std::string> got;
+    for (const auto& r : env.recipients)
+        got.push_back(r.address.str());
+    CHECK(got == std::vector<std::string>{"dave@mail.test.example", "bob@example.org", "secret@example.net"});
+    CHECK(env.return_path.str() == "alice@mail.test.example");
+    CHECK(env.received_time == now);
+    CHECK(env.ident == "alice");
+    CHECK(env.submitter_uid == 1000u);
+    CHECK(p->content.rfind("Received: by mail.test.example", 0) == 0);
+    CHECK(p->content.find("\nMessage-ID: <1700000000.0123456789abcdef@mail.test.example>\n") != std::string::npos);
+    CHECK(p->content.find("\nDate: " + mm::message_date(now) + "\n") != std::string::npos);
+    CHECK(p->content.find("secret") == std::string::npos);
+    CHECK(p->content.ends_with("\n\nbody\n"));
+    CHECK(f.files_in("tmp") == 0);
+    CHECK(f.files_in("new") == 0);
+    CHECK(f.files_in("queue") == 0);
+}
+
+TEST_CASE("prepare_message refuses what accept_message refuses, with the same reason")
+{
+    struct Case {
+        const char* name;
+        std::string conf;
+        std::vector<std::string_view> recipients;
+        bool extract;
+        std::string content;
+        const char* reason;
+    };
+    std::string hops;
+    for (int i = 0; i < 4; ++i)
+        hops += "Received: from x by y; Sat, 21 Nov 2026 08:00:28 +0000\n";
+    // Within max_msg_size as read, over it once Received, From, Date and
+    // Message-ID are added.
+    std::string near_limit = "Subject: s\n\n" + std::string(270, 'x') + "\n";
+    const Case cases[] = {
+        {"-t finds no recipient", "", {}, true, "Subject: nobody\n\nx\n", "no recipients"},
+        {"too many hops", "max_received_headers = 3\n", {"bob"}, false, hops + "\nbody\n", "too many hops"},
+        {"too large after the header fixes", "max_msg_size = 300\n", {"bob"}, false, near_limit,
+            "message too large"},
+        {"too many recipients", "max_recipients = 1\n", {"bob"}, true, "To: carol\n\nx\n",
+            "too many recipients"},
+        {"-t finds a To: that does not parse", "", {}, true, "To: <<<\n\nx\n", "invalid address in To"},
+    };
+    for (const Case& c : cases) {
+        DYNAMIC_SECTION(c.name)
+        {
+            Fixture f(c.conf);
+            auto s = f.local(c.recipients);
+            s.extract_recipients = c.extract;
+            auto id = mm::QueueId::generate();
+            REQUIRE(id);
+            auto p = mm::prepare_message(f.config, s, c.content, *id, 1700000000);
+            REQUIRE_FALSE(p);
+            CHECK(p.error().kind() == mm::ErrorKind::permanent);
+            CHECK(p.error().exit_code() == 65);
+            CHECK(p.error().message().find(c.reason) != std::string::npos);
+            auto a = mm::accept_message(*f.spool, f.config, s, c.content);
+            REQUIRE_FALSE(a);
+            CHECK(a.error().message() == p.error().message());
+            CHECK(f.files_in("new") == 0);
+            CHECK(f.files_in("tmp") == 0);
+        }
     }
 }
 

@@ -5,7 +5,8 @@
 // With the daemons running the message goes to enqueue over public/submit
 // (as a memfd; enqueue learns the user from SO_PEERCRED). Without them the
 // owner of a private instance commits it in-process through the same
-// enqueue code.
+// enqueue code, and anyone else hands it to postdrop after the checks
+// enqueue will make (prepare_message), so that sendmail still reports them.
 #include "submit.hh"
 
 #include "mm/caller.hh"
@@ -15,6 +16,7 @@
 #include "mm/maildrop.hh"
 #include "mm/paths.hh"
 #include "mm/message_input.hh"
+#include "mm/queue_id.hh"
 #include "mm/spool.hh"
 #include "mm/protocol.hh"
 #include "mm/sysexits.hh"
@@ -23,6 +25,7 @@
 #include <cstdio>
 #include <optional>
 #include <cstring>
+#include <ctime>
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
@@ -73,11 +76,28 @@ Result<std::string> commit_locally(const Context& ctx, const Submission& s, std:
     return accepted->id.str();
 }
 
+// enqueue checks a drop file again when it commits it, but by then this
+// sendmail has exited 0 and a refusal would reach only the log: refuse here,
+// with the same code and reason, what it would refuse. The id and time are
+// only for the trial; enqueue makes its own.
+Result<void> check_as_enqueue_will(const Context& ctx, const Submission& s, std::string_view content)
+{
+    auto id = QueueId::generate();
+    if (!id)
+        return std::move(id).error();
+    auto prepared = prepare_message(ctx.config, s, content, *id, std::time(nullptr));
+    if (!prepared)
+        return std::move(prepared).error();
+    return ok();
+}
+
 // No daemon, and the spool is not ours: the set-gid drop helper writes the
 // message to maildrop/, where enqueue finds it when it runs.
-Result<std::string> drop_with_postdrop(
-    const Context& ctx, const protocol::SubmitRequest& request, std::string_view content)
+Result<std::string> drop_with_postdrop(const Context& ctx, const protocol::SubmitRequest& request,
+    const Submission& s, std::string_view content)
 {
+    if (auto checked = check_as_enqueue_will(ctx, s, content); !checked)
+        return std::move(checked).error();
     auto file = maildrop::encode(request, content);
     if (!file)
         return std::move(file).error();
@@ -186,7 +206,7 @@ int submit_from_stdin(const Context& ctx)
     else
         queued = commit_locally(ctx, *submission, *content);
     if (!queued && queued.error().exit_code() == ex::noperm)
-        queued = drop_with_postdrop(ctx, request, *content);
+        queued = drop_with_postdrop(ctx, request, *submission, *content);
     if (!queued) {
         log::error("message from %s not accepted: %s", ctx.login.c_str(), queued.error().message().c_str());
         return report(queued.error());

@@ -2,8 +2,9 @@
 // Accepting one message into the queue: header fixes, the recipient list,
 // limits, and the commit of DESIGN rule 1. The content and the envelope are
 // untrusted; the identity fields come from peer credentials. Linked by the
-// enqueue daemon and, for a private instance with no daemon running, by the
-// front end itself: one code path either way.
+// enqueue daemon and by the front end, which commits through it for a
+// private instance with no daemon running (one code path either way) and
+// checks with it before it hands a message to postdrop.
 #pragma once
 
 #include "mm/address.hh"
@@ -11,8 +12,10 @@
 #include "mm/queue_id.hh"
 #include "mm/result.hh"
 #include "mm/spool.hh"
+#include "mm/spool_format.hh"
 
 #include <cstdint>
+#include <ctime>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -30,9 +33,15 @@ struct Submission {
     std::string helo_name;             // SMTP HELO/EHLO argument
     std::string ident;                 // login of the submitting user
     std::optional<std::uint32_t> uid;  // uid of the submitting user
-    bool eight_bit_mime = false;
+    bool eight_bit_mime = false;       // BODY=8BITMIME; set for any local submission with 8-bit bytes
     // -odq or do_queue: committed into queue/, delivered at the next queue run.
     bool queue_only = false;
+};
+
+// A message ready for the spool: what accept_message() commits.
+struct PreparedMessage {
+    Envelope envelope;   // the recipients given, then those found by -t
+    std::string content; // the fixed message, canonical (LF line ends)
 };
 
 struct Accepted {
@@ -45,10 +54,18 @@ struct Accepted {
 // never more than the hard limit.
 std::uint64_t max_message_size(const config::MainConfig& config);
 
-// Fixes the headers of `content` (canonical, LF line ends), builds the
-// envelope, and commits the message to the spool. Only a returned Accepted
-// may be acknowledged (exit 0, 250). Errors: permanent for bad input (no
-// recipient, too many, too many hops, too large), temporary for local
+// Everything accept_message() does before the spool: parses `content`
+// (canonical, LF line ends), fixes its headers for queue id `id` and time
+// `now` (Received, Message-ID, Date), and builds the envelope. Errors, all
+// permanent: too many hops, a To/Cc/Bcc field -t cannot parse, no recipient,
+// too many, too large. sendmail calls it before handing a message to
+// postdrop, so that it refuses at once what enqueue would refuse later.
+Result<PreparedMessage> prepare_message(const config::MainConfig& config, const Submission& submission,
+    std::string_view content, const QueueId& id, std::time_t now);
+
+// prepare_message() with a fresh id and the current time, then the commit
+// to the spool. Only a returned Accepted may be acknowledged (exit 0, 250).
+// Errors: permanent for bad input (as prepare_message), temporary for local
 // trouble (ENOSPC keeps its errno for 452).
 Result<Accepted> accept_message(const Spool& spool, const config::MainConfig& config,
     const Submission& submission, std::string_view content);

@@ -31,7 +31,7 @@ enum class SpoolArea : std::uint8_t {
     queue, // claimed by qmgr: ID (message) and ID.st (state)
     hold, // put aside by the administrator
     corrupt, // quarantined files; never deleted automatically
-    maildrop, // user submissions (mm-postdrop), picked up by enqueue
+    maildrop, // user submissions (postdrop), picked up by enqueue
 };
 inline constexpr std::size_t spool_area_count = 6;
 // The directory name: "tmp", "new", "queue", "hold", "corrupt", "maildrop".
