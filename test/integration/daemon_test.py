@@ -433,6 +433,23 @@ class Aliases(DaemonCase):
         self.assertEqual(len(self.inst.mbox_messages("bob")), 1, self.inst.log_text())
         self.assertEqual(len(self.inst.mbox_messages("carol")), 1, self.inst.log_text())
 
+    def test_newaliases_makes_running_daemons_read_a_changed_alias_file(self):
+        self.wait_daemons_up()
+        before = self.daemon_pids()
+        with open(self.inst.path("aliases"), "a") as f:
+            f.write("latecomer: carol\n")
+        r = self.send("-bi")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        # The supervisor restarts qmgr and local-deliver with the new file.
+        restarted = wait_for(lambda: all(self.daemon_pids().get(n) not in (None, before[n])
+                                         for n in ("qmgr", "local-deliver")), 20)
+        self.assertTrue(restarted, f"{before} -> {self.daemon_pids()}\n{self.inst.log_text()}")
+        self.wait_daemons_up()
+        self.send("-oi", "latecomer", stdin=b"Subject: new alias\n\nfor carol\n")
+        messages = self.wait_mbox("carol")
+        self.assertIn(b"for carol", messages[0])
+        self.assertEqual(self.inst.read_mbox("latecomer"), b"")
+
     def test_alias_to_a_maildir_user(self):
         self.send("-oi", "box", stdin=b"Subject: maildir\n\ninto new/\n")
         new = self.inst.path("mail", "dora", "new")

@@ -5,6 +5,8 @@
 #include "queue_tools.hh"
 
 #include "mm/alias.hh"
+#include "mm/cursor.hh"
+#include "mm/fs.hh"
 #include "mm/ipc.hh"
 #include "mm/log.hh"
 #include "mm/queue_listing.hh"
@@ -12,9 +14,14 @@
 #include "mm/sysexits.hh"
 
 #include <cerrno>
+#include <csignal>
 #include <cstdio>
 #include <ctime>
+#include <fcntl.h>
+#include <optional>
 #include <poll.h>
+#include <sys/file.h>
+#include <unistd.h>
 
 namespace mm::frontend {
 
@@ -200,6 +207,31 @@ int remove_messages(const Context& ctx)
     return status;
 }
 
+namespace {
+
+// The pid of this instance's running supervisor: only while it holds its
+// lock (so a stale pid file never names a stranger), read from masqmail.pid.
+std::optional<pid_t> running_supervisor(const Context& ctx)
+{
+    Fd lock(::open((ctx.config.pid_dir + "/masqmail.lock").c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
+    if (!lock.valid())
+        return std::nullopt;
+    if (::flock(lock.get(), LOCK_SH | LOCK_NB) == 0)
+        return std::nullopt; // nobody holds it: no daemon runs
+    if (errno != EWOULDBLOCK)
+        return std::nullopt;
+    auto dir = open_dir(ctx.config.pid_dir);
+    auto text = dir ? read_file_at(*dir, "masqmail.pid", 32) : Result<std::string>(dir.error());
+    if (!text)
+        return std::nullopt; // a queue run without daemons holds the lock
+    auto pid = parse_decimal<unsigned>(std::string_view(*text).substr(0, text->find('\n')));
+    if (!pid || *pid < 2)
+        return std::nullopt;
+    return static_cast<pid_t>(*pid);
+}
+
+} // namespace
+
 int check_aliases(const Context& ctx)
 {
     config::Diagnostics diag;
@@ -210,7 +242,14 @@ int check_aliases(const Context& ctx)
         (void)config::read_alias_file(*ctx.config.alias_file, config::AliasFileKind::plain,
             ctx.config.host_name, diag);
     diag.print(stderr);
-    return diag.has_errors() ? ex::config : ex::ok;
+    if (diag.has_errors())
+        return ex::config;
+    // The daemons read the alias files when they start: tell running ones
+    // (they re-read the configuration and the aliases on SIGHUP).
+    if (ctx.privileged)
+        if (std::optional<pid_t> pid = running_supervisor(ctx); pid && ::kill(*pid, SIGHUP) == 0)
+            log::info("alias files checked; the daemons (pid %ld) re-read them", static_cast<long>(*pid));
+    return ex::ok;
 }
 
 } // namespace mm::frontend
