@@ -33,8 +33,9 @@ public:
     {
     }
 
-    // One submit_begin frame: commit, reply, tell qmgr.
-    void submit(const ConnectionPtr& c, ipc::FrameReader& frame)
+    // One submit_begin frame: commit, reply, tell qmgr. `internal`: it came
+    // over private/enqueue (qmgr, smtp-listener), whose peers are daemons.
+    void submit(const ConnectionPtr& c, ipc::FrameReader& frame, bool internal)
     {
         auto request = protocol::decode_submit(frame);
         if (!request) {
@@ -43,9 +44,14 @@ public:
             c->close();
             return;
         }
-        auto content = read_content(request->content);
-        Result<std::string> queued = content ? commit(c->peer().uid, request->request, *content)
-                                             : Result<std::string>(std::move(content).error());
+        const protocol::SubmitRequest& req = request->request;
+        Result<std::string> queued = Error::internal("not read");
+        if (req.smtp && !req.smtp->peer_address.empty() && !internal) {
+            queued = Error::permanent("an SMTP peer address is taken only from the SMTP listener");
+        } else {
+            auto content = read_content(request->content);
+            queued = content ? commit(c->peer().uid, req, *content) : Result<std::string>(std::move(content).error());
+        }
         if (!queued)
             log::notice("message from uid %u not accepted: %s", static_cast<unsigned>(c->peer().uid),
                 queued.error().message().c_str());
@@ -195,7 +201,7 @@ void on_signal(evutil_socket_t, short, void* base)
 
 } // namespace
 
-int serve(const daemon::Started& started, Sockets sockets, uid_t queue_uid)
+int serve(const daemon::Started& started, Sockets sockets, uid_t queue_uid, uid_t smtp_uid)
 {
     auto spool = Spool::open(started.config.spool_dir, false);
     if (!spool) {
@@ -206,15 +212,18 @@ int serve(const daemon::Started& started, Sockets sockets, uid_t queue_uid)
         log::info("removed %zu unfinished files from tmp/", *cleaned);
     Server server(started, std::move(spool).value(), queue_uid);
     event_base* base = event_base_new();
-    auto handle = [&](const ConnectionPtr& c, ipc::FrameReader& frame) {
-        if (frame.type() == ipc::MessageType::submit_begin)
-            server.submit(c, frame);
-        else
-            c->close();
+    auto handler = [&](bool internal) {
+        return [&server, internal](const ConnectionPtr& c, ipc::FrameReader& frame) {
+            if (frame.type() == ipc::MessageType::submit_begin)
+                server.submit(c, frame, internal);
+            else
+                c->close();
+        };
     };
     {
-        FrameServer internal(base, std::move(sockets.internal), std::vector<uid_t>{queue_uid}, handle, "enqueue");
-        FrameServer submit(base, std::move(sockets.submit), std::nullopt, handle, "submit");
+        FrameServer internal(base, std::move(sockets.internal), std::vector<uid_t>{queue_uid, smtp_uid},
+            handler(true), "enqueue");
+        FrameServer submit(base, std::move(sockets.submit), std::nullopt, handler(false), "submit");
                 // postdrop's wake-up carries nothing: any frame means "look in maildrop/".
         FrameServer pickup(base, std::move(sockets.pickup), std::nullopt,
             [&](const ConnectionPtr& c, ipc::FrameReader&) {

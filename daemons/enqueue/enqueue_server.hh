@@ -17,6 +17,7 @@ struct Sockets {
 };
 
 // Runs until SIGTERM; returns the exit status.
-int serve(const daemon::Started& started, Sockets sockets, uid_t queue_uid);
+// queue_uid (qmgr) and smtp_uid (smtp-listener) may use private/enqueue.
+int serve(const daemon::Started& started, Sockets sockets, uid_t queue_uid, uid_t smtp_uid);
 
 } // namespace mm::enqueue

@@ -2,7 +2,7 @@
 // enqueue: the only writer of new queue entries. Runs as the queue user
 // (masqmail) with no capability; in a private instance as its user.
 // Sockets, passed by the supervisor:
-//   fd 3  private/enqueue  qmgr (bounces and warnings), later smtp-listener
+//   fd 3  private/enqueue  qmgr (bounces and warnings), smtp-listener (SMTP mail)
 //   fd 4  public/submit    every local user's sendmail; SO_PEERCRED says who
 //   fd 5  public/pickup    a wake-up after postdrop wrote maildrop/
 #include "enqueue_server.hh"
@@ -25,9 +25,11 @@ int main(int argc, char** argv)
     auto submit = daemon::inherited_listener(1);
     auto pickup = daemon::inherited_listener(2);
     auto queue_uid = daemon::peer_uid(*started, daemon::queue_user);
+    auto smtp_uid = daemon::peer_uid(*started, daemon::smtp_user);
     Result<void> confined = daemon::become(*started, daemon::queue_user, {});
     for (const Error* e : {internal ? nullptr : &internal.error(), submit ? nullptr : &submit.error(),
              pickup ? nullptr : &pickup.error(), queue_uid ? nullptr : &queue_uid.error(),
+             smtp_uid ? nullptr : &smtp_uid.error(),
              confined ? nullptr : &confined.error()}) {
         if (e != nullptr) {
             log::error("enqueue cannot start: %s", e->message().c_str());
@@ -35,5 +37,5 @@ int main(int argc, char** argv)
         }
     }
     enqueue::Sockets sockets{std::move(*internal), std::move(*submit), std::move(*pickup)};
-    return enqueue::serve(*started, std::move(sockets), *queue_uid);
+    return enqueue::serve(*started, std::move(sockets), *queue_uid, *smtp_uid);
 }

@@ -9,6 +9,7 @@
 #include "mm/paths.hh"
 #include "mm/priv.hh"
 #include "mm/spool.hh"
+#include "mm/tcp_listen.hh"
 #include "mm/sysexits.hh"
 
 #include <algorithm>
@@ -35,6 +36,7 @@ struct SocketSpec {
     const char* path;       // under spool_dir
     bool is_public;         // 0666 for every user; else 0660
     const char* owner;      // the serving daemon's user in a system install
+    const char* client;     // the group of this user may connect (private sockets)
 };
 
 struct Child {
@@ -46,13 +48,14 @@ struct Child {
     int status = 0;   // last exit status
 };
 
+// qmgr reaches private/enqueue as its owner; smtp-listener through the group.
 const SocketSpec socket_table[] = {
-    {"private/enqueue", false, daemon::queue_user},
-    {"public/submit", true, daemon::queue_user},
-    {"public/pickup", true, daemon::queue_user},
-    {"private/qmgr", false, daemon::queue_user},
-    {"public/qmgr-ctl", true, daemon::queue_user},
-    {"private/local", false, daemon::local_user},
+    {"private/enqueue", false, daemon::queue_user, daemon::smtp_user},
+    {"public/submit", true, daemon::queue_user, daemon::queue_user},
+    {"public/pickup", true, daemon::queue_user, daemon::queue_user},
+    {"private/qmgr", false, daemon::queue_user, daemon::queue_user},
+    {"public/qmgr-ctl", true, daemon::queue_user, daemon::queue_user},
+    {"private/local", false, daemon::local_user, daemon::queue_user},
 };
 
 class Supervisor {
@@ -76,6 +79,8 @@ public:
             Child{"local-deliver", {5}},
             Child{"qmgr", {3, 4}},
         };
+        if (!started_.options.once)
+            listen_tcp(); // a queue run without daemons takes no SMTP
         int ready_fd = -1;
         if (!started_.options.foreground && !started_.options.once)
             ready_fd = detach();
@@ -171,14 +176,39 @@ private:
             return std::move(sock).error().with_context(path);
         if (!started_.private_instance) {
             auto owner = priv::lookup_user(spec.owner);
-            auto queue = priv::lookup_user(daemon::queue_user);
-            if (!owner || !queue)
+            auto client = priv::lookup_user(spec.client);
+            if (!owner || !client)
                 return Error::permanent(std::string("missing system user ") + spec.owner + " or " +
-                                        daemon::queue_user + " (see packaging/sysusers.d)").exit_as(ex::nouser);
-            if (::chown(path.c_str(), owner->uid, queue->gid) != 0)
+                                        spec.client + " (see packaging/sysusers.d)").exit_as(ex::nouser);
+            if (::chown(path.c_str(), owner->uid, client->gid) != 0)
                 return Error::from_errno("chown " + path, errno);
         }
         return sock;
+    }
+
+    // One listening TCP socket per listen_addresses entry (each address a
+    // name resolves to), bound here because port 25 needs root; passed to
+    // smtp-listener. As masqmail did, an address that cannot be bound is
+    // logged and left out; with none, no SMTP listener runs.
+    void listen_tcp()
+    {
+        std::vector<int> indexes;
+        for (const config::HostPort& hp : cfg_.listen_addresses) {
+            auto bound = tcp::listen(hp.host, hp.port);
+            if (!bound) {
+                log::error("cannot listen on %s: %s", hp.str().c_str(), bound.error().message().c_str());
+                continue;
+            }
+            for (Fd& fd : *bound) {
+                indexes.push_back(static_cast<int>(sockets_.size()));
+                sockets_.push_back(std::move(fd));
+            }
+            log::info("listening on interface %s", hp.str().c_str());
+        }
+        if (!indexes.empty())
+            children_.push_back(Child{"smtp-listener", indexes});
+        else if (!cfg_.listen_addresses.empty())
+            log::error("no SMTP listener: none of listen_addresses could be bound");
     }
 
     // Forks into the background; the parent exits once the children run.

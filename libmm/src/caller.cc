@@ -28,6 +28,45 @@ std::string gecos_name(uid_t uid)
     return g.substr(0, g.find(','));
 }
 
+// A message received over SMTP: the MAIL FROM path needs no privilege (the
+// SMTP port takes any from anyone), nothing is extracted from headers, and no
+// GECOS name goes into a From: line.
+Result<Submission> smtp_submission(
+    const protocol::SubmitRequest& request, const Caller& caller, const config::MainConfig& config)
+{
+    const protocol::SmtpOrigin& origin = *request.smtp;
+    auto protocol = parse_received_protocol(origin.protocol);
+    if (!protocol || *protocol == ReceivedProtocol::local)
+        return Error::permanent("unknown SMTP protocol '" + origin.protocol + "'");
+    if (!request.sender || request.extract_recipients)
+        return Error::permanent("an SMTP submission needs MAIL FROM and takes no -t");
+    Submission s;
+    AddressOptions sender_opts{.qualify_domain = config.host_name, .allow_null = true};
+    auto sender = parse_address(*request.sender, sender_opts);
+    if (!sender)
+        return Error::permanent("invalid MAIL FROM '" + *request.sender + "': " + sender.error().message());
+    s.sender = std::move(sender).value();
+    AddressOptions rcpt_opts{.qualify_domain = config.host_name, .allow_null = false};
+    for (const std::string& text : request.recipients) {
+        auto a = parse_address(text, rcpt_opts);
+        if (a && a->local_part().starts_with('|'))
+            a = Error::permanent("pipe addresses are not accepted over SMTP");
+        if (!a)
+            return Error::permanent("invalid RCPT TO '" + text + "': " + a.error().message());
+        s.recipients.push_back(std::move(a).value());
+    }
+    s.protocol = *protocol;
+    s.peer_address = origin.peer_address;
+    s.helo_name = origin.helo_name;
+    s.eight_bit_mime = origin.eight_bit_mime;
+    s.queue_only = request.queue_only || config.do_queue;
+    if (origin.peer_address.empty()) { // -bs: a local user, as with sendmail
+        s.ident = caller.login;
+        s.uid = static_cast<std::uint32_t>(caller.uid);
+    }
+    return s;
+}
+
 } // namespace
 
 Caller identify_caller(uid_t uid, std::optional<uid_t> instance_owner)
@@ -50,6 +89,8 @@ Caller identify_caller(uid_t uid, std::optional<uid_t> instance_owner)
 Result<Submission> local_submission(
     const protocol::SubmitRequest& request, const Caller& caller, const config::MainConfig& config)
 {
+    if (request.smtp)
+        return smtp_submission(request, caller, config);
     Submission s;
     AddressOptions sender_opts{.qualify_domain = config.host_name, .allow_null = true};
     if (!request.sender) {

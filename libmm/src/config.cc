@@ -109,6 +109,18 @@ void set_max_recipients(MainBuilder& b, const Setting& s)
     }
 }
 
+void set_smtp_max_connections(MainBuilder& b, const Setting& s)
+{
+    if (auto v = integer_value<std::size_t>(s, 1, limits::smtp_connections_hard))
+        b.config.smtp_max_connections = *v;
+}
+
+void set_smtp_max_connections_per_client(MainBuilder& b, const Setting& s)
+{
+    if (auto v = integer_value<std::size_t>(s, 1, limits::smtp_connections_hard))
+        b.config.smtp_max_connections_per_client = *v;
+}
+
 void set_query_routes(MainBuilder& b, const Setting& s)
 {
     std::string_view connection = s.name.substr(s.name.find('.') + 1);
@@ -211,6 +223,9 @@ constexpr auto main_rules = std::to_array<Rule>({
     { "tls_key_file", assign<absolute_path_value, &MainConfig::tls_key_file> },
     { "max_received_headers", set_max_received_headers },
     { "max_recipients", set_max_recipients },
+    { "smtp_timeout", assign<interval_value, &MainConfig::smtp_timeout> },
+    { "smtp_max_connections", set_smtp_max_connections },
+    { "smtp_max_connections_per_client", set_smtp_max_connections_per_client },
     // 0.3.x and older
     { "connect_route.", set_legacy_query_routes },
     { "online_routes.", set_legacy_query_routes },

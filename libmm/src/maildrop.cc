@@ -124,6 +124,7 @@ private:
     Result<bool> flag(std::string_view tag);
     Result<void> recipients(DropRequest& request);
     Result<void> full_name(DropRequest& request);
+    Result<void> smtp_origin(DropRequest& request);
 
     RecordReader reader_;
 };
@@ -177,6 +178,32 @@ Result<void> HeadParser::full_name(DropRequest& request)
     return ok();
 }
 
+// -bs through postdrop: "SP" protocol, "HE" HELO name (may be absent when
+// empty). A drop file never carries a peer address: postdrop is local.
+Result<void> HeadParser::smtp_origin(DropRequest& request)
+{
+    auto protocol = reader_.next_if("SP");
+    if (!protocol)
+        return std::move(protocol).error();
+    if (!*protocol)
+        return ok();
+    protocol::SmtpOrigin origin;
+    if (!parse_received_protocol(**protocol) || **protocol == "local")
+        return Error::permanent("unknown protocol in SP record");
+    origin.protocol = std::string(**protocol);
+    auto helo = reader_.next_if("HE");
+    if (!helo)
+        return std::move(helo).error();
+    if (*helo) {
+        for (char c : **helo)
+            if (is_control(c))
+                return Error::permanent("HE record contains a control byte");
+        origin.helo_name = std::string(**helo);
+    }
+    request.smtp = std::move(origin);
+    return ok();
+}
+
 Result<DropRequest> HeadParser::parse()
 {
     DropRequest request;
@@ -202,6 +229,8 @@ Result<DropRequest> HeadParser::parse()
     if (!verbose)
         return std::move(verbose).error();
     request.verbose = *verbose;
+    if (auto r = smtp_origin(request); !r)
+        return std::move(r).error();
     auto ct = reader_.expect("CT");
     if (!ct)
         return std::move(ct).error();
@@ -248,6 +277,15 @@ Result<std::string> encode_head(const DropRequest& request)
     }
     append_flag(out, "QO", request.queue_only);
     append_flag(out, "VB", request.verbose);
+    if (request.smtp) {
+        if (!request.smtp->peer_address.empty())
+            return Error::permanent("a drop file carries no SMTP peer address");
+        if (auto r = append_text(out, "SP", request.smtp->protocol); !r)
+            return std::move(r).error();
+        if (!request.smtp->helo_name.empty())
+            if (auto r = append_text(out, "HE", request.smtp->helo_name); !r)
+                return std::move(r).error();
+    }
     out += content_marker;
     return out;
 }

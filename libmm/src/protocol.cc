@@ -47,6 +47,9 @@ enum Tag : std::uint16_t {
     t_attempts = 36,
     t_last_error = 37,
     t_next_try = 38,
+    t_smtp_protocol = 39,
+    t_helo = 40,
+    t_eight_bit = 41,
 };
 
 // Error texts come from anywhere: keep them text, bounded.
@@ -161,6 +164,12 @@ Result<std::string> encode_submit(std::uint64_t request_id, const SubmitRequest&
         w.add_text(t_full_name, *q.full_name);
     w.add_bool(t_queue_only, q.queue_only);
     w.add_bool(t_verbose, q.verbose);
+    if (q.smtp) {
+        w.add_text(t_smtp_protocol, q.smtp->protocol);
+        w.add_text(t_peer, q.smtp->peer_address);
+        w.add_text(t_helo, q.smtp->helo_name);
+        w.add_bool(t_eight_bit, q.smtp->eight_bit_mime);
+    }
     w.add_fd();
     return w.finish();
 }
@@ -188,6 +197,18 @@ Result<DecodedSubmit> decode_submit(FrameReader& r)
     d.request.queue_only = *queue_only;
     MM_TRY(verbose, r.get_bool(t_verbose));
     d.request.verbose = *verbose;
+    if (r.next_is(t_smtp_protocol)) {
+        SmtpOrigin o;
+        MM_TRY(protocol, r.get_text(t_smtp_protocol));
+        MM_TRY(peer, r.get_text(t_peer));
+        MM_TRY(helo, r.get_text(t_helo));
+        MM_TRY(eight_bit, r.get_bool(t_eight_bit));
+        o.protocol = std::string(*protocol);
+        o.peer_address = std::string(*peer);
+        o.helo_name = std::string(*helo);
+        o.eight_bit_mime = *eight_bit;
+        d.request.smtp = std::move(o);
+    }
     MM_TRY(fd, r.get_fd());
     d.content = std::move(fd).value();
     if (auto end = r.finish(); !end)

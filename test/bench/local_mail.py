@@ -45,7 +45,6 @@ import argparse
 import datetime
 import json
 import os
-import pwd
 import shutil
 import signal
 import statistics
@@ -53,90 +52,16 @@ import subprocess
 import sys
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-SOURCE_ROOT = os.path.dirname(os.path.dirname(HERE))
-DOMAIN = "bench.example"
-PATH_ENV = "/usr/sbin:/usr/bin:/sbin:/bin"
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from benchlib import (DEFAULT_MASQMAIL, DOMAIN, PATH_ENV, POSTFIX_MAIN_BASE,  # noqa: E402
+                      POSTFIX_MASTER, SOURCE_ROOT, BenchError, MasqmailInstance, PostfixInstance,
+                      ensure_user, loadavg, log, wait_progress, wait_until)
+import benchlib  # noqa: E402
+
 ARGS = None
 
 
-def log(*a):
-    print(time.strftime("%H:%M:%S"), *a, file=sys.stderr, flush=True)
-
-
-class BenchError(Exception):
-    pass
-
-
 # ------------------------------------------------------------------ helpers
-
-def wait_until(pred, timeout, step=0.05):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if pred():
-            return True
-        time.sleep(step)
-    return pred()
-
-
-def wait_progress(count, target, stall, step=0.1):
-    """Polls count() until it reaches target; gives up when it has not grown
-    for `stall` seconds (an MTA that stopped delivering). -> reached?"""
-    last, since = -1, time.monotonic()
-    while True:
-        c = count()
-        if c >= target:
-            return True
-        if c != last:
-            last, since = c, time.monotonic()
-        elif time.monotonic() - since > stall:
-            return False
-        time.sleep(step)
-
-
-def alive(pid):
-    """pid exists and is not a zombie (this VM's PID 1 may not reap orphans)."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return False
-
-
-def descendants(root):
-    """root and its live descendants (to clean up only what we started)."""
-    kids = {}
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
-        try:
-            with open(f"/proc/{d}/stat") as f:
-                s = f.read()
-            kids.setdefault(int(s[s.rindex(")") + 2:].split()[1]), []).append(int(d))
-        except (OSError, ValueError, IndexError):
-            pass
-    out, todo = [], [root]
-    while todo:
-        p = todo.pop()
-        out.append(p)
-        todo.extend(kids.get(p, []))
-    return [p for p in out if alive(p)]
-
-
-def listening(port):
-    hexport = f":{port:04X}"
-    for fn in ("/proc/net/tcp", "/proc/net/tcp6"):
-        try:
-            with open(fn) as f:
-                next(f)
-                for line in f:
-                    parts = line.split()
-                    if parts[1].endswith(hexport) and parts[3] == "0A":
-                        return True
-        except OSError:
-            pass
-    return False
-
 
 def count_mbox(path):
     """Messages in an mbox file: lines beginning with "From " (0 if missing)."""
@@ -148,18 +73,8 @@ def count_mbox(path):
     return data.count(b"\nFrom ") + (1 if data.startswith(b"From ") else 0)
 
 
-def count_files(dirs):
-    n = 0
-    for d in dirs:
-        for _, _, files in os.walk(d):
-            n += len(files)
-    return n
-
-
 def settle():
-    """Same starting point for every timed part: dirty pages written, a pause."""
-    subprocess.run(["sync"], check=False)
-    time.sleep(ARGS.pause)
+    benchlib.settle(ARGS.pause)
 
 
 def make_message(path, user):
@@ -257,44 +172,11 @@ def queue_many(argv, env, msg, n, jobs=4):
     return {"queued": n - fails, "failures": fails, "last_error": err}
 
 
-def ensure_user(name):
-    try:
-        return pwd.getpwnam(name)
-    except KeyError:
-        pass
-    log(f"creating system user {name} (the local mail recipient)")
-    subprocess.run(["useradd", "--system", "--user-group", "--no-create-home",
-                    "--home-dir", "/nonexistent", "--shell", "/usr/sbin/nologin",
-                    "--comment", "masqmail benchmark recipient", name], check=True)
-    return pwd.getpwnam(name)
-
-
 # ------------------------------------------------------------------ Postfix
 
 POSTFIX_MAIN = """\
 # local_mail.py: private Postfix instance with local(8) mailbox delivery
-compatibility_level = 3.6
-queue_directory   = {d}/spool
-data_directory    = {d}/data
-command_directory = /usr/sbin
-daemon_directory  = /usr/lib/postfix/sbin
-meta_directory    = /etc/postfix
-shlib_directory   = /usr/lib/postfix
-mail_owner        = postfix
-setgid_group      = postdrop
-maillog_file      = {d}/log/maillog
-maillog_file_prefixes = {d}/log
-
-# no DNS anywhere
-myhostname = {domain}
-mydomain   = {domain}
-myorigin   = $myhostname
-smtpd_peername_lookup  = no
-smtp_dns_support_level = disabled
-inet_interfaces = 127.0.0.1
-inet_protocols  = ipv4
-mynetworks      = 127.0.0.0/8
-
+""" + POSTFIX_MAIN_BASE + """
 # local delivery: local(8) appends to mbox files in mail_spool_directory
 # (it fsyncs the mailbox before reporting success; that is its default)
 mydestination        = $myhostname, localhost
@@ -313,107 +195,34 @@ POSTFIX_HOLD = """
 header_checks = regexp:{d}/etc/hold.regexp
 """
 
-POSTFIX_MASTER = """\
-# local_mail.py: minimal master.cf, no chroot, an idle SMTP listener as masqmail has
-127.0.0.1:{port} inet n - n - - smtpd
-pickup    unix  n       -       n       60      1       pickup
-cleanup   unix  n       -       n       -       0       cleanup
-qmgr      unix  n       -       n       300     1       qmgr
-rewrite   unix  -       -       n       -       -       trivial-rewrite
-bounce    unix  -       -       n       -       0       bounce
-defer     unix  -       -       n       -       0       bounce
-trace     unix  -       -       n       -       0       bounce
-verify    unix  -       -       n       -       1       verify
-flush     unix  n       -       n       1000?   0       flush
-proxymap  unix  -       -       n       -       -       proxymap
-smtp      unix  -       -       n       -       -       smtp
-relay     unix  -       -       n       -       -       smtp
-showq     unix  n       -       n       -       -       showq
-error     unix  -       -       n       -       -       error
-retry     unix  -       -       n       -       -       error
-discard   unix  -       -       n       -       -       discard
-local     unix  -       n       n       -       -       local
-anvil     unix  -       -       n       -       1       anvil
-scache    unix  -       -       n       -       1       scache
-postlog   unix-dgram n  -       n       -       1       postlogd
-"""
+LOCAL_MASTER = ("# local_mail.py: minimal master.cf, no chroot, an idle SMTP listener "
+                "as masqmail has\n" + POSTFIX_MASTER)
+LOCAL_SERVICE = "local     unix  -       n       n       -       -       local\n"
 
 
-class Postfix:
-    name = "postfix"
+class Postfix(PostfixInstance):
+    subdirs = PostfixInstance.subdirs + ("mail",)
 
     def __init__(self, base, user):
-        self.d = os.path.join(base, "postfix")
+        super().__init__(os.path.join(base, "postfix"), ARGS.postfix_port, ARGS.pause,
+                         ARGS.settle)
         self.user = user
-        self.etc = os.path.join(self.d, "etc")
-        self.spool = os.path.join(self.d, "spool")
         self.mbox = os.path.join(self.d, "mail", user.pw_name)
-        self.pid = None
-        self.env = {"PATH": PATH_ENV, "MAIL_CONFIG": self.etc, "HOME": "/root",
-                    "LOGNAME": "root", "USER": "root"}
         self.sendmail = ["/usr/sbin/sendmail", "-t", "-oi"]
 
-    def version(self):
-        r = subprocess.run(["postconf", "-d", "-h", "mail_version"], capture_output=True,
-                           text=True)
-        return r.stdout.strip()
+    def config(self, hold):
+        return {"main.cf": POSTFIX_MAIN.format(d=self.d, domain=DOMAIN,
+                                               hold=POSTFIX_HOLD.format(d=self.d) if hold
+                                               else ""),
+                "master.cf": LOCAL_MASTER.format(port=self.port, extra=LOCAL_SERVICE),
+                "hold.regexp": "/^/ HOLD local_mail.py\n"}
 
     def prepare(self, hold):
-        shutil.rmtree(self.d, ignore_errors=True)
-        for sub in ("etc", "spool", "data", "log", "mail"):
-            os.makedirs(os.path.join(self.d, sub))
-        shutil.chown(os.path.join(self.d, "data"), "postfix")
+        super().prepare(hold=hold)
         os.chmod(os.path.join(self.d, "mail"), 0o1777)  # as /var/mail: local(8) creates USER
-        with open(os.path.join(self.etc, "main.cf"), "w") as f:
-            f.write(POSTFIX_MAIN.format(d=self.d, domain=DOMAIN,
-                                        hold=POSTFIX_HOLD.format(d=self.d) if hold else ""))
-        with open(os.path.join(self.etc, "master.cf"), "w") as f:
-            f.write(POSTFIX_MASTER.format(port=ARGS.postfix_port))
-        with open(os.path.join(self.etc, "hold.regexp"), "w") as f:
-            f.write("/^/ HOLD local_mail.py\n")
 
     def start(self, hold):
-        if listening(ARGS.postfix_port):
-            raise BenchError(f"port {ARGS.postfix_port} is in use")
-        self.prepare(hold)
-        settle()
-        r = subprocess.run(["postfix", "-c", self.etc, "start"], capture_output=True,
-                           text=True, stdin=subprocess.DEVNULL, timeout=120)
-        if r.returncode != 0:
-            raise BenchError(f"postfix start failed: {r.stdout}{r.stderr}; "
-                             f"see {self.d}/log/maillog")
-        pf = os.path.join(self.spool, "pid", "master.pid")
-        if not wait_until(lambda: os.path.exists(pf), 30):
-            raise BenchError(f"postfix: no {pf}")
-        with open(pf) as f:
-            self.pid = int(f.read().split()[0])
-        if not wait_until(lambda: listening(ARGS.postfix_port), 30):
-            self.stop()
-            raise BenchError(f"postfix: nothing listens on {ARGS.postfix_port}")
-        time.sleep(ARGS.settle)  # master has started pickup and qmgr
-
-    def stop(self):
-        if self.pid is None:
-            return
-        pids = descendants(self.pid)
-        subprocess.run(["postfix", "-c", self.etc, "stop"], capture_output=True,
-                       stdin=subprocess.DEVNULL, timeout=60)
-        if not wait_until(lambda: not any(alive(p) for p in pids), 20, 0.1):
-            for p in pids:
-                if alive(p):
-                    try:
-                        os.kill(p, signal.SIGKILL)
-                    except ProcessLookupError:
-                        pass
-        wait_until(lambda: not listening(ARGS.postfix_port), 10)
-        self.pid = None
-
-    def queued(self):
-        return count_files(os.path.join(self.spool, q) for q in
-                           ("maildrop", "incoming", "active", "deferred", "hold"))
-
-    def held(self):
-        return count_files([os.path.join(self.spool, "hold")])
+        super().start(hold=hold)
 
     def run_timed(self, func):
         return as_user(0, 0, func)
@@ -470,98 +279,13 @@ class Postfix:
 
 # ------------------------------------------------------------------ masqmail
 
-class Masqmail:
-    name = "masqmail"
-
+class Masqmail(MasqmailInstance):
     def __init__(self, base, user, exe):
-        self.d = os.path.join(base, "masqmail")
-        self.user = user
-        self.exe = exe
-        self.conf = os.path.join(self.d, "masqmail.conf")
-        self.pidfile = os.path.join(self.d, "run", "masqmail.pid")
+        super().__init__(os.path.join(base, "masqmail"), user, exe, ARGS.masqmail_port,
+                         ARGS.pause, ARGS.settle)
         self.mbox = os.path.join(self.d, "mail", user.pw_name)
-        self.env = {"PATH": PATH_ENV, "HOME": self.d, "LOGNAME": user.pw_name,
-                    "USER": user.pw_name}
         self.sendmail = [exe, "-C", self.conf, "-t", "-oi"]
         self.sendmail_odq = [exe, "-C", self.conf, "-odq", "-t", "-oi"]
-        self.pid = None
-
-    def version(self):
-        r = subprocess.run([self.exe, "-bV"], capture_output=True, text=True)
-        return (r.stdout.strip().splitlines() or [""])[0]
-
-    def prepare(self):
-        shutil.rmtree(self.d, ignore_errors=True)
-        os.makedirs(self.d)
-        d = self.d
-        with open(self.conf, "w") as f:
-            f.write(f'host_name = "{DOMAIN}"\n'
-                    f'spool_dir = "{d}/spool"\n'
-                    f'log_dir = "{d}/log"\n'
-                    f'lock_dir = "{d}/lock"\n'
-                    f'pid_dir = "{d}/run"\n'
-                    f'mail_dir = "{d}/mail"\n'
-                    'run_as_user = true\n'
-                    f'local_hosts = "localhost;{DOMAIN}"\n'
-                    f'listen_addresses = "127.0.0.1:{ARGS.masqmail_port}"\n')
-        for sub in ("spool", "log", "lock", "run", "mail"):
-            os.makedirs(os.path.join(d, sub))
-        for root, dirs, files in os.walk(d):
-            for x in [root] + [os.path.join(root, y) for y in files]:
-                os.chown(x, self.user.pw_uid, self.user.pw_gid)
-
-    def run(self, argv, timeout=120):
-        """argv as the instance user; CalledProcessError-like BenchError on failure."""
-        u = self.user
-        r = subprocess.run(argv, env=self.env, capture_output=True, text=True,
-                           stdin=subprocess.DEVNULL, timeout=timeout, user=u.pw_uid,
-                           group=u.pw_gid, extra_groups=[])
-        if r.returncode != 0:
-            raise BenchError(f"{' '.join(argv)}: exit {r.returncode}: "
-                             f"{(r.stderr or r.stdout).strip()[-400:]}")
-        return r
-
-    def start(self):
-        if listening(ARGS.masqmail_port):
-            raise BenchError(f"port {ARGS.masqmail_port} is in use")
-        self.prepare()
-        settle()
-        # output to a file, not a pipe: a daemon that kept the pipe open would
-        # make subprocess.run wait for it
-        out = os.path.join(self.d, "log", "start.out")
-        u = self.user
-        with open(out, "wb") as f:
-            r = subprocess.run([self.exe, "-C", self.conf, "-bd", "-q30m"], env=self.env,
-                               stdout=f, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                               timeout=60, user=u.pw_uid, group=u.pw_gid, extra_groups=[])
-        if r.returncode != 0:
-            with open(out, errors="replace") as f:
-                raise BenchError(f"masqmail -C CONF -bd -q30m: exit {r.returncode}: "
-                                 f"{f.read().strip()[-400:]}")
-        if not wait_until(lambda: os.path.exists(self.pidfile), 30):
-            raise BenchError(f"masqmail -bd returned but wrote no {self.pidfile}")
-        with open(self.pidfile) as f:
-            self.pid = int(f.read().split()[0])
-        time.sleep(ARGS.settle)
-
-    def stop(self):
-        if self.pid is None:
-            return
-        pids = descendants(self.pid)
-        try:
-            os.kill(self.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
-        if not wait_until(lambda: not os.path.exists(self.pidfile) and
-                          not any(alive(p) for p in pids), 30, 0.1):
-            log(f"masqmail: pid {self.pid} did not stop within 30 s; killing its process tree")
-            for p in pids:
-                if alive(p):
-                    try:
-                        os.kill(p, signal.SIGKILL)
-                    except ProcessLookupError:
-                        pass
-        self.pid = None
 
     def run_timed(self, func):
         return as_user(self.user.pw_uid, self.user.pw_gid, func)
@@ -680,14 +404,6 @@ def table(reps):
     return "\n".join(lines), summary
 
 
-def loadavg():
-    try:
-        with open("/proc/loadavg") as f:
-            return float(f.read().split()[0])
-    except (OSError, ValueError):
-        return None
-
-
 def measure(mta, msg, res):
     for key, what, fn in (
             ("submit_deliver", f"{ARGS.n} x sendmail, delivering",
@@ -724,8 +440,7 @@ def main():
                     help="repetitions (MTA order rotated); figures are the median")
     ap.add_argument("--dir", default="/var/tmp/mm-bench",
                     help="parent of both MTAs' files; its postfix/ and masqmail/ are wiped per test")
-    ap.add_argument("--masqmail", default=os.path.join(SOURCE_ROOT, "build", "wrappers",
-                                                       "masqmail", "masqmail"),
+    ap.add_argument("--masqmail", default=DEFAULT_MASQMAIL,
                     help="the masqmail front end (default: the build tree's)")
     ap.add_argument("--user", default="mmbench", help="local recipient (created if missing)")
     ap.add_argument("--tests", default="submit_deliver,submit_queue,deliver",
@@ -758,7 +473,7 @@ def main():
         sys.exit("local_mail.py: postfix is not installed (packaging/install-deps installs it)")
     ARGS.masqmail = os.path.abspath(ARGS.masqmail)
 
-    user = ensure_user(ARGS.user)
+    user = ensure_user(ARGS.user, "the local mail recipient")
     base = os.path.abspath(ARGS.dir)
     os.makedirs(base, exist_ok=True)
     os.chmod(base, 0o755)

@@ -32,7 +32,9 @@ Caller identify_caller(uid_t uid, std::optional<uid_t> instance_owner);
 // The Submission for a local sendmail request: the sender is the caller
 // unless -f was given (privileged callers only; others get EX_NOPERM with
 // masqmail's message), recipients parsed and qualified with host_name, pipe
-// addresses refused, the full name from -F or GECOS.
+// addresses refused, the full name from -F or GECOS. A request with an
+// SMTP origin (smtp-listener, -bs) takes its MAIL FROM as given, needing no
+// privilege; the caller (enqueue) decides whether its peer address is trusted.
 Result<Submission> local_submission(
     const protocol::SubmitRequest& request, const Caller& caller, const config::MainConfig& config);
 

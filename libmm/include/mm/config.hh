@@ -86,6 +86,13 @@ struct MainConfig {
     std::size_t max_received_headers = limits::received_hops;
     // Recipients accepted per message (SMTP 452 beyond, RFC 5321 §4.5.3.1.8).
     std::size_t max_recipients = limits::recipients;
+    // The SMTP server waits this long for a command or a block of DATA
+    // (RFC 5321 §4.5.3.2: at least 5 minutes); under load, much less.
+    std::chrono::seconds smtp_timeout = std::chrono::minutes(5);
+    // SMTP sessions open at once, in all and per client address (clients
+    // that may relay, loopback and relay_nets, are not counted per address).
+    std::size_t smtp_max_connections = limits::smtp_connections;
+    std::size_t smtp_max_connections_per_client = limits::smtp_connections_per_client;
 };
 
 // Reads masqmail.conf at `path`. Every error and warning goes to `diag` as

@@ -22,6 +22,14 @@ inline constexpr std::size_t text_line = 1000;     // §4.5.3.1.6, including CRL
 inline constexpr std::size_t text_line_accepted = 64 * 1024;
 inline constexpr std::size_t recipients_minimum = 100;  // §4.5.3.1.8: must accept at least 100
 inline constexpr std::size_t recipients = 1000;         // Postfix smtpd_recipient_limit
+// The SMTP server (Postfix smtpd_hard_error_limit 20; connection counts ours:
+// one event loop holds 1000 sessions in a few MiB).
+inline constexpr std::size_t smtp_errors = 20;               // 4xx/5xx replies before 421 and close
+inline constexpr std::size_t smtp_connections = 1000;        // smtp_max_connections default
+inline constexpr std::size_t smtp_connections_per_client = 20; // per address, clients that may not relay
+inline constexpr std::size_t smtp_connections_hard = 100000; // whatever the config says
+inline constexpr int smtp_overload_timeout_seconds = 10;     // Postfix: smtpd_timeout under stress
+inline constexpr std::size_t smtp_read_chunk = 16 * 1024;    // bytes read from a client at once
 // Local parts longer than RFC 5321's 64 exist in the wild (86-octet Google
 // addresses); accept up to this many, refuse beyond (user-needs A6).
 inline constexpr std::size_t local_part_accepted = 128;

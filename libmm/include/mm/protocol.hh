@@ -30,13 +30,26 @@ Result<Result<void>> decode_status(ipc::FrameReader& frame);
 // canonical content, LF line ends, dot rules already applied), so a
 // submission is one frame. Addresses are as the user typed them: enqueue
 // parses them and decides from the peer's credentials whether -f is allowed.
+// A message received over SMTP (smtp-listener, or -bs on the front end's
+// stdin). Its sender is the MAIL FROM path, which needs no privilege: anyone
+// may connect to the SMTP port and give any. enqueue trusts peer_address
+// only from its private socket; a local -bs submission leaves it empty.
+struct SmtpOrigin {
+    std::string protocol;     // "smtp", "esmtp" or "esmtps" (spool_format names)
+    std::string peer_address; // the client's IP address; "" for local -bs
+    std::string helo_name;    // the HELO/EHLO argument as given
+    bool eight_bit_mime = false; // MAIL FROM ... BODY=8BITMIME
+    friend bool operator==(const SmtpOrigin&, const SmtpOrigin&) = default;
+};
+
 struct SubmitRequest {
-    std::optional<std::string> sender;   // -f/-r; "<>" for a bounce (qmgr)
+    std::optional<std::string> sender;   // -f/-r or MAIL FROM; "<>" for a bounce (qmgr) or SMTP null sender
     std::vector<std::string> recipients; // command-line recipients
     bool extract_recipients = false;     // -t
     std::optional<std::string> full_name; // -F
     bool queue_only = false;             // -odq: no immediate delivery
     bool verbose = false;                // -v (logged)
+    std::optional<SmtpOrigin> smtp;      // set for SMTP: recipients are RCPT TO paths
 };
 
 // Announces one descriptor: send the content fd with the frame.
