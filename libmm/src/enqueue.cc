@@ -75,6 +75,9 @@ void log_accepted(const Accepted& a, const Envelope& env)
     std::string from = env.return_path.path();
     if (env.protocol == ReceivedProtocol::local)
         log::info("%s <= %s with local", a.id.c_str(), from.c_str());
+    else if (env.peer_address.empty()) // masqmail -bs
+        log::info("%s <= %s ident=%s with %s", a.id.c_str(), from.c_str(), env.ident.c_str(),
+            received_protocol_name(env.protocol));
     else
         log::info("%s <= %s host=%s with %s", a.id.c_str(), from.c_str(), env.peer_address.c_str(),
             received_protocol_name(env.protocol));

@@ -114,8 +114,9 @@ class Postfix(PostfixInstance):
                 "procs": tree["procs"]}
 
     def check_queue(self, m):
-        """-> number queued (maildrop, incoming, active, deferred, hold), waiting up
-        to 10 s for it to reach m (cleanup has filed each one before its 250)."""
+        """-> (number queued in maildrop, incoming, active, deferred, hold; a
+        problem or ""), waiting up to 10 s for m (cleanup has filed each one
+        before smtpd's 250, so this normally returns at once)."""
         wait_until(lambda: self.queued() >= m, 10, 0.05)
         return self.queued(), ""
 
@@ -159,16 +160,17 @@ class Masqmail(MasqmailInstance):
         return sum(1 for line in r.stdout.splitlines() if line.strip().startswith("{"))
 
     def check_queue(self, m):
-        # qmgr renames new/ID to queue/ID; a count taken during a rename may be off
-        # by one for a moment, so wait until it settles at m
+        """-> (message files queued; a problem or "").
+        qmgr renames new/ID to queue/ID; a count taken during a rename may be off
+        by one for a moment, so wait until it settles at m; then cross-check
+        with the queue listing, which reads every envelope."""
         wait_until(lambda: self.queued() == m, 10, 0.05)
         q = self.queued()
-        note = ""
-        if q != m:
-            try:
-                note = f"; masqmail -bp --json lists {self.listed()}"
-            except (BenchError, OSError, subprocess.SubprocessError) as e:
-                note = f"; masqmail -bp --json failed: {e}"
+        try:
+            listed = self.listed()
+            note = "" if listed == q else f"; masqmail -bp --json lists {listed}"
+        except (BenchError, OSError, subprocess.SubprocessError) as e:
+            note = f"; masqmail -bp --json failed: {e}"
         return q, note
 
     def listener_pids(self):
@@ -231,7 +233,7 @@ def test_accept(mta, key):
         res = {"size": size, "sessions": sessions, "reuse": reuse, "msgs": msgs, "secs": dt,
                "msg_per_s": msgs / dt, "rc": rc, "queued": q,
                "cmd": " ".join(cmd[:-1] + ["127.0.0.1:PORT"])}
-        if rc != 0 or q != msgs:
+        if rc != 0 or q != msgs or note:
             res["error"] = (f"smtp-source exit {rc}, {q} of {msgs} queued{note}"
                             + (f": {out}" if out else ""))
         return res
@@ -622,15 +624,22 @@ def main():
     for kind, field in (("n/a", "error"), ("note", "note")):
         seen = {}
         for n, k, e in setup_errors if kind == "n/a" else []:
-            seen.setdefault((n, e), []).append(k)
+            seen.setdefault((n, e), {})[k] = []
         for i, rr in enumerate(results["reps"]):
             for n, res in rr.items():
                 for k, r in res.items():
                     if r.get(field):
-                        seen.setdefault((n, r[field]), []).append(
-                            k + (f" (rep {i + 1})" if ARGS.reps > 1 else ""))
-        for (n, e), ks in seen.items():
-            print(f"  {kind}: {n} {', '.join(ks)}: {e}")
+                        seen.setdefault((n, r[field]), {}).setdefault(k, []).append(i + 1)
+        for (n, e), tests in seen.items():
+            every = [k for k in TESTS if k in ARGS.tests]
+            if sorted(tests) == sorted(every) and all(len(v) == ARGS.reps
+                                                      for v in tests.values()):
+                where = "every test"
+            else:
+                where = ", ".join(k + ("" if len(v) in (0, ARGS.reps) else
+                                       f" (rep {', '.join(map(str, v))})")
+                                  for k, v in tests.items())
+            print(f"  {kind}: {n} {where}: {e}")
     print(f"\ngoals: accept rate masqmail/postfix >= {ARGS.goal_ratio:.2f} in every row: "
           f"{goal_text(goals, 'accept')}; smtp-listener VmRSS with {ARGS.conns} idle "
           f"connections < {ARGS.goal_mib:g} MiB (every repetition, all greeted): "

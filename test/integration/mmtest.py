@@ -132,6 +132,10 @@ class Instance:
         and enqueue, qmgr and local-deliver have logged their start.
         Raises AssertionError when it does not start."""
         marks = ("enqueue started", "qmgr started", "local-deliver start")
+        with open(self.conf) as f:
+            listens = [l for l in f if l.startswith("listen_addresses")][-1:] != ['listen_addresses = ""\n']
+        if listens:
+            marks += ("smtp-listener started",)
         before = {m: self.log_text().count(m) for m in marks}
         r = self.masqmail("-bd", *(args or ("-q30m",)), timeout=timeout)
         if r.returncode != 0:

@@ -12,6 +12,7 @@
 #include "mm/sysexits.hh"
 #include "mm_build_config.h"
 #include "queue_tools.hh"
+#include "smtp_stdio.hh"
 #include "submit.hh"
 
 #include <cstdio>
@@ -75,6 +76,7 @@ int run(const mm::frontend::Context& ctx)
     case Mode::foreground_daemon: return mm::frontend::start_daemons(ctx, true);
     case Mode::queue_run: return mm::frontend::run_queue(ctx);
     case Mode::rebuild_aliases: return mm::frontend::check_aliases(ctx);
+    case Mode::smtp_stdio: return mm::frontend::smtp_on_stdio(ctx);
     default: return not_yet(ctx.invocation.mode);
     }
 }

@@ -187,12 +187,30 @@ std::optional<Result<std::string>> submit_to_daemon(
 
 } // namespace
 
+Result<std::string> queue_message(const Context& ctx, const protocol::SubmitRequest& request,
+    const Submission& submission, std::string_view content)
+{
+    Result<std::string> queued = Error::internal("not submitted");
+    if (auto via_daemon = submit_to_daemon(ctx, request, content))
+        queued = std::move(*via_daemon);
+    else
+        queued = commit_locally(ctx, submission, content);
+    if (!queued && queued.error().exit_code() == ex::noperm)
+        queued = drop_with_postdrop(ctx, request, submission, content);
+    return queued;
+}
+
+Result<Submission> check_submission(const Context& ctx, const protocol::SubmitRequest& request)
+{
+    return local_submission(request, caller_of(ctx), ctx.config);
+}
+
 int submit_from_stdin(const Context& ctx)
 {
     protocol::SubmitRequest request = make_request(ctx);
     // Checked here too so that a refused -f or a bad address is reported
     // before stdin is read; enqueue checks again with the peer's credentials.
-    auto submission = local_submission(request, caller_of(ctx), ctx.config);
+    auto submission = check_submission(ctx, request);
     if (!submission)
         return report(submission.error());
     Fd in(STDIN_FILENO);
@@ -200,13 +218,7 @@ int submit_from_stdin(const Context& ctx)
     (void)in.release(); // stdin stays open for the process
     if (!content)
         return report(content.error());
-    Result<std::string> queued = Error::internal("not submitted");
-    if (auto via_daemon = submit_to_daemon(ctx, request, *content))
-        queued = std::move(*via_daemon);
-    else
-        queued = commit_locally(ctx, *submission, *content);
-    if (!queued && queued.error().exit_code() == ex::noperm)
-        queued = drop_with_postdrop(ctx, request, *submission, *content);
+    auto queued = queue_message(ctx, request, *submission, *content);
     if (!queued) {
         log::error("message from %s not accepted: %s", ctx.login.c_str(), queued.error().message().c_str());
         return report(queued.error());
