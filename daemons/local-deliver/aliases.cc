@@ -30,11 +30,13 @@ Result<LoadedTable> load_table(
     if (!file)
         return Error::permanent(*path + ": " + file.error().message());
     config::Diagnostics diag;
+    // Bad items stay in the table and fail only the recipients that reach
+    // them (qmgr reads the files the same way); the rest is delivered.
     std::optional<config::AliasTable> table
-        = config::parse_alias_table(file->text, *path, kind, cfg.host_name, diag);
+        = config::parse_alias_table(file->text, *path, kind, cfg.host_name, diag, config::BadItems::keep);
     for (const config::Diagnostic& d : diag.entries())
         log::warning("%s", d.text().c_str());
-    if (!table || diag.has_errors())
+    if (!table)
         return Error::permanent("errors in alias file " + *path);
     return LoadedTable { std::move(table), file->owner };
 }

@@ -110,8 +110,13 @@ std::string read_template(const std::string& path)
     if (path.empty())
         return {};
     Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
-    if (!fd.valid())
+    if (!fd.valid()) {
+        bool default_missing = errno == ENOENT && path.starts_with(MM_DATADIR "/tpl/");
+        if (!default_missing) // one the administrator named: say why it is not used
+            log::warning("template %s cannot be read (%s); using the built-in text", path.c_str(),
+                std::strerror(errno));
         return {};
+    }
     auto text = read_all(fd, 64 * 1024);
     if (!text) {
         log::error("template %s: %s", path.c_str(), text.error().message().c_str());
@@ -308,12 +313,14 @@ private:
     void load_aliases()
     {
         config::Diagnostics diag;
+        // As local-deliver reads them: a bad item fails the recipients that reach it.
+        auto keep = config::BadItems::keep;
         if (cfg_.alias_file)
-            plain_ = config::read_alias_file(*cfg_.alias_file, config::AliasFileKind::plain, cfg_.host_name, diag);
+            plain_ = config::read_alias_file(*cfg_.alias_file, config::AliasFileKind::plain, cfg_.host_name, diag, keep);
         if (cfg_.globalias_file)
-            glob_ = config::read_alias_file(*cfg_.globalias_file, config::AliasFileKind::glob, cfg_.host_name, diag);
+            glob_ = config::read_alias_file(*cfg_.globalias_file, config::AliasFileKind::glob, cfg_.host_name, diag, keep);
         if (diag.has_errors())
-            log::error("alias files have errors; see masqmail -bi");
+            log::error("alias files have errors; recipients using a bad entry fail; see masqmail -bi");
     }
 
     AliasTables tables() const

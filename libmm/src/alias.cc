@@ -33,9 +33,10 @@ bool key_is_valid(std::string_view key)
 
 class AliasParser {
 public:
-    AliasParser(std::string_view file, std::string_view qualify_domain, Diagnostics& diag)
+    AliasParser(std::string_view file, std::string_view qualify_domain, bool keep_bad_items, Diagnostics& diag)
         : file_(file)
         , qualify_domain_(qualify_domain)
+        , keep_bad_items_(keep_bad_items)
         , diag_(diag)
     {
     }
@@ -48,10 +49,12 @@ private:
     bool take_item(Cursor& c, std::size_t line, std::string& item, bool& comment);
     static bool take_unquoted(Cursor& c, std::string& item, bool& comment);
     void add_target(std::string_view item, std::size_t line, AliasEntry& entry);
+    void bad_item(std::string_view item, std::size_t line, AliasEntry& entry, std::string reason);
     void error(std::size_t line, std::string reason) { diag_.error(file_, line, std::move(reason)); }
 
     std::string_view file_;
     std::string_view qualify_domain_;
+    bool keep_bad_items_;
     Diagnostics& diag_;
     std::vector<AliasEntry> entries_;
     // What a continuation line continues: nothing yet, the last entry, or an
@@ -110,8 +113,11 @@ void AliasParser::parse_items(std::string_view text, std::size_t line, AliasEntr
             return;
         std::string item;
         bool comment = false;
-        if (!take_item(c, line, item, comment))
+        if (!take_item(c, line, item, comment)) {
+            if (keep_bad_items_) // the entry's users fail, rather than reach a part of it
+                entry.targets.push_back(AliasTarget { AliasTargetKind::address, std::string(trim(text)), {}, {} });
             return;
+        }
         if (!item.empty())
             add_target(item, line, entry);
         if (comment)
@@ -169,6 +175,15 @@ bool AliasParser::take_unquoted(Cursor& c, std::string& item, bool& comment)
     return true;
 }
 
+// A bad item is an error; a daemon's table keeps it as an item with no
+// address, which fails each recipient whose expansion reaches it.
+void AliasParser::bad_item(std::string_view item, std::size_t line, AliasEntry& entry, std::string reason)
+{
+    error(line, std::move(reason));
+    if (keep_bad_items_)
+        entry.targets.push_back(AliasTarget { AliasTargetKind::address, std::string(item), {}, {} });
+}
+
 void AliasParser::add_target(std::string_view item, std::size_t line, AliasEntry& entry)
 {
     if (entry.targets.size() >= limits::alias_fanout) {
@@ -183,16 +198,16 @@ void AliasParser::add_target(std::string_view item, std::size_t line, AliasEntry
         target.kind = AliasTargetKind::pipe;
         Result<Command> command = parse_command(item.substr(1));
         if (!command)
-            return error(line, "bad pipe item " + in_quotes(item) + ": " + command.error().message());
+            return bad_item(item, line, entry, "bad pipe item " + in_quotes(item) + ": " + command.error().message());
         target.command = std::move(command).value();
     } else if (item.front() == '/' || item.substr(0, 9) == ":include:") {
-        return error(line, "file and :include: items are not supported: " + in_quotes(item));
+        return bad_item(item, line, entry, "file and :include: items are not supported: " + in_quotes(item));
     } else {
         bool verbatim = item.front() == '\\';
         target.kind = verbatim ? AliasTargetKind::verbatim : AliasTargetKind::address;
         Result<Address> address = parse_address(verbatim ? item.substr(1) : item, qualify);
         if (!address)
-            return error(line, "bad address " + in_quotes(item) + ": " + address.error().message());
+            return bad_item(item, line, entry, "bad address " + in_quotes(item) + ": " + address.error().message());
         target.address = std::move(address).value();
     }
     entry.targets.push_back(std::move(target));
@@ -226,28 +241,29 @@ const AliasEntry* AliasTable::find(const Address& recipient, bool caseless_match
 }
 
 std::optional<AliasTable> parse_alias_table(std::string_view text, std::string_view file, AliasFileKind kind,
-    std::string_view qualify_domain, Diagnostics& diag)
+    std::string_view qualify_domain, Diagnostics& diag, BadItems bad_items)
 {
     if (text.size() > limits::alias_file) {
         diag.error(file, 0, "file larger than " + std::to_string(limits::alias_file) + " bytes");
         return std::nullopt;
     }
     std::size_t errors_before = diag.error_count();
-    std::vector<AliasEntry> entries = AliasParser(file, qualify_domain, diag).run(text);
-    if (diag.error_count() > errors_before)
+    bool keep = bad_items == BadItems::keep;
+    std::vector<AliasEntry> entries = AliasParser(file, qualify_domain, keep, diag).run(text);
+    if (diag.error_count() > errors_before && !keep)
         return std::nullopt;
     return AliasTable(kind, std::string(file), std::move(entries));
 }
 
-std::optional<AliasTable> read_alias_file(
-    const std::string& path, AliasFileKind kind, std::string_view qualify_domain, Diagnostics& diag)
+std::optional<AliasTable> read_alias_file(const std::string& path, AliasFileKind kind,
+    std::string_view qualify_domain, Diagnostics& diag, BadItems bad_items)
 {
     Result<ConfigFile> file = read_config_file(path, limits::alias_file);
     if (!file) {
         diag.error(path, 0, file.error().message());
         return std::nullopt;
     }
-    return parse_alias_table(file->text, path, kind, qualify_domain, diag);
+    return parse_alias_table(file->text, path, kind, qualify_domain, diag, bad_items);
 }
 
 } // namespace mm::config

@@ -9,8 +9,13 @@
 #include "mm/route.hh"
 #include "mm/sysexits.hh"
 
+#include "mm_build_config.h"
+
+#include <cerrno>
+#include <cstring>
 #include <set>
 #include <sys/stat.h>
+#include <unistd.h>
 
 namespace mm::config {
 
@@ -66,6 +71,16 @@ std::size_t check_aliases(const MainConfig& main, Diagnostics& diag)
     return count;
 }
 
+// errmsg_file and warnmsg_file: one set but unreadable is used as the
+// built-in text (qmgr logs it too); the defaults need not exist.
+void check_templates(const MainConfig& main, std::string_view file, Diagnostics& diag)
+{
+    for (auto [name, path] : {std::pair{"errmsg_file", &main.errmsg_file}, std::pair{"warnmsg_file", &main.warnmsg_file}})
+        if (!path->starts_with(MM_DATADIR "/tpl/") && ::access(path->c_str(), R_OK) != 0)
+            diag.warning(file, 0, std::string("'") + name + "' " + in_quotes(*path) + " cannot be read ("
+                + std::strerror(errno) + "); the built-in text is used");
+}
+
 } // namespace
 
 int check_config(const std::string& path, std::FILE* out)
@@ -80,6 +95,7 @@ int check_config(const std::string& path, std::FILE* out)
     MainConfig main = parse_main_config_partial(file->text, path, diag);
     std::size_t routes = check_routes(main, diag);
     std::size_t aliases = check_aliases(main, diag);
+    check_templates(main, path, diag);
     diag.print(out);
     if (diag.has_errors())
         return ex::config;

@@ -8,6 +8,7 @@
 #include "mm/limits.hh"
 #include "mm/log.hh"
 #include "mm/message.hh"
+#include "mm/recipient.hh"
 
 #include <algorithm>
 #include <ctime>
@@ -70,6 +71,18 @@ Result<void> add_header_recipients(const config::MainConfig& config, Envelope& e
     return ok();
 }
 
+// log_user, masqmail's archive of every message: one more envelope
+// recipient (never in a header), unless it is one already.
+void add_log_user(const config::MainConfig& config, Envelope& env)
+{
+    std::vector<Address> given;
+    for (const EnvelopeRecipient& r : env.recipients)
+        given.push_back(r.address);
+    std::vector<Address> all = with_log_user(std::move(given), config);
+    if (all.size() > env.recipients.size())
+        env.recipients.push_back({all.back(), ""});
+}
+
 void log_accepted(const Accepted& a, const Envelope& env)
 {
     std::string from = env.return_path.path();
@@ -103,6 +116,7 @@ Result<PreparedMessage> prepare_message(const config::MainConfig& config, const 
         return std::move(fixed).error();
     if (auto r = add_header_recipients(config, prepared.envelope, std::move(fixed->header_recipients)); !r)
         return std::move(r).error();
+    add_log_user(config, prepared.envelope);
     prepared.content = render(*message);
     // A local submission (sendmail, a bounce) declares no body type: 8-bit
     // bytes make it 8BITMIME, so that it is passed on as such (RFC 6152).

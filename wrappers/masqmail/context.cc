@@ -14,6 +14,8 @@
 #include <pwd.h>
 #include <unistd.h>
 
+#include <sys/stat.h>
+
 namespace mm::frontend {
 
 namespace {
@@ -33,6 +35,21 @@ int report(const Error& error)
     std::fprintf(stderr, "masqmail: %s\n", error.message().c_str());
     return error.exit_code();
 }
+
+namespace {
+
+// The user a private instance belongs to: the owner of its spool, or the
+// caller when there is none yet (the caller creates it). Only that user is
+// privileged in the instance; others are ordinary users of it.
+uid_t instance_owner(const config::MainConfig& config, uid_t caller)
+{
+    struct stat st{};
+    if (::stat(config.spool_dir.c_str(), &st) == 0)
+        return st.st_uid;
+    return caller;
+}
+
+} // namespace
 
 Result<Context> load_context(cli::Invocation invocation)
 {
@@ -55,7 +72,7 @@ Result<Context> load_context(cli::Invocation invocation)
     }
     std::optional<uid_t> owner;
     if (ctx.config.run_as_user)
-        owner = ctx.uid; // a private instance: its user is privileged in it
+        owner = instance_owner(ctx.config, ctx.uid);
     Caller caller = identify_caller(ctx.uid, owner);
     ctx.login = caller.login;
     ctx.full_name = caller.full_name;

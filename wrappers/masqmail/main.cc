@@ -62,7 +62,7 @@ int run(const mm::frontend::Context& ctx)
 {
     using mm::cli::Mode;
     for (const std::string& ignored : ctx.invocation.ignored_options)
-        mm::log::debug(1, "ignored option %s", ignored.c_str());
+        mm::log::info("ignored option %s", ignored.c_str());
     switch (ctx.invocation.mode) {
     case Mode::accept: return mm::frontend::submit_from_stdin(ctx);
     case Mode::list_queue: return mm::frontend::list_queue(ctx, false);

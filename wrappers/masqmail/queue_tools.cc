@@ -79,14 +79,10 @@ void print_text(const ListedMessage& m, std::int64_t now)
     if (!m.ident.empty())
         std::printf(" ident=%s", m.ident.c_str());
     std::printf("\n");
-    for (const protocol::ListedRecipient& r : m.recipients) {
-        const char* mark = r.state == RecipientState::pending ? "==" :
-                           r.state == RecipientState::delivered ? "=>" : "!=";
-        std::printf("              %s <%s>", mark, r.address.c_str());
-        if (!r.last_error.empty())
-            std::printf(" (%s)", r.last_error.c_str());
-        std::printf("\n");
-    }
+    // masqmail §1.7: the recipients still to do; --json has every state and error.
+    for (const protocol::ListedRecipient& r : m.recipients)
+        if (r.state == RecipientState::pending)
+            std::printf("              == <%s>\n", r.address.c_str());
 }
 
 void print_json(const ListedMessage& m, std::int64_t now)

@@ -190,13 +190,12 @@ std::optional<Result<std::string>> submit_to_daemon(
 Result<std::string> queue_message(const Context& ctx, const protocol::SubmitRequest& request,
     const Submission& submission, std::string_view content)
 {
-    Result<std::string> queued = Error::internal("not submitted");
+    // enqueue's answer is final: its refusal is never retried through postdrop.
     if (auto via_daemon = submit_to_daemon(ctx, request, content))
-        queued = std::move(*via_daemon);
-    else
-        queued = commit_locally(ctx, submission, content);
+        return std::move(*via_daemon);
+    auto queued = commit_locally(ctx, submission, content);
     if (!queued && queued.error().exit_code() == ex::noperm)
-        queued = drop_with_postdrop(ctx, request, submission, content);
+        return drop_with_postdrop(ctx, request, submission, content);
     return queued;
 }
 

@@ -76,10 +76,15 @@ private:
 //    unqualified addresses get @qualify_domain. `/file` and `:include:` are
 //    refused, not misread as addresses.
 //  * The first entry of a key wins; a later duplicate is a warning.
-// Any error gives nullopt.
-std::optional<AliasTable> read_alias_file(
-    const std::string& path, AliasFileKind kind, std::string_view qualify_domain, Diagnostics& diag);
+// Any error gives nullopt, unless bad items are kept (the daemons): then
+// the errors are still reported, the table holds every good entry, and a
+// bad item stays in its entry as an item with no address, which fails each
+// recipient whose expansion reaches it (and no other). A file that cannot
+// be read, or a line with no alias name, gives no entry at all.
+enum class BadItems { refuse, keep };
+std::optional<AliasTable> read_alias_file(const std::string& path, AliasFileKind kind,
+    std::string_view qualify_domain, Diagnostics& diag, BadItems bad_items = BadItems::refuse);
 std::optional<AliasTable> parse_alias_table(std::string_view text, std::string_view file, AliasFileKind kind,
-    std::string_view qualify_domain, Diagnostics& diag);
+    std::string_view qualify_domain, Diagnostics& diag, BadItems bad_items = BadItems::refuse);
 
 } // namespace mm::config
