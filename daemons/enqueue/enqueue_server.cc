@@ -33,8 +33,10 @@ public:
     {
     }
 
-    // One submit_begin frame: commit, reply, tell qmgr. `internal`: it came
-    // over private/enqueue (qmgr, smtp-listener), whose peers are daemons.
+    // One submit_begin frame: checked and written to tmp/ now, made durable
+    // with the others that arrived in the same turn of the loop (one group
+    // commit), then answered. `internal`: it came over private/enqueue
+    // (qmgr, smtp-listener), whose peers are daemons.
     void submit(const ConnectionPtr& c, ipc::FrameReader& frame, bool internal)
     {
         auto request = protocol::decode_submit(frame);
@@ -45,23 +47,46 @@ public:
             return;
         }
         const protocol::SubmitRequest& req = request->request;
-        Result<std::string> queued = Error::internal("not read");
-        if (req.smtp && !req.smtp->peer_address.empty() && !internal) {
-            queued = Error::permanent("an SMTP peer address is taken only from the SMTP listener");
+        Result<StagedMessage> staged = Error::internal("not read");
+        if (req.smtp && !req.smtp->peer_address.empty() && !internal && !privileged(c->peer().uid)) {
+            staged = Error::permanent("an SMTP peer address is taken only from the SMTP listener");
         } else {
             auto content = read_content(request->content);
-            queued = content ? commit(c->peer().uid, req, *content) : Result<std::string>(std::move(content).error());
+            staged = content ? stage(c->peer().uid, req, *content) : Result<StagedMessage>(std::move(content).error());
         }
-        if (!queued)
-            log::notice("message from uid %u not accepted: %s", static_cast<unsigned>(c->peer().uid),
-                queued.error().message().c_str());
-        if (auto reply = protocol::encode_submit_result(frame.request_id(), queued))
-            c->send(*reply);
-        else
-            c->close();
-        if (queued && !request->request.queue_only && !config_.do_queue)
-            notify_qmgr(*queued); // a queue-only message went to queue/, for the next queue run
+        if (!staged) {
+            answer(c, frame.request_id(), Result<std::string>(staged.error()), c->peer().uid);
+            return;
+        }
+        batch_.push_back(std::move(staged).value());
+        waiting_.push_back(Waiting{c, frame.request_id(), c->peer().uid});
+        if (!flush_scheduled_) {
+            flush_scheduled_ = true;
+            event_active(flush_, EV_TIMEOUT, 0); // after every frame already read this turn
+        }
     }
+
+    // The group commit of every message staged since the last one.
+    void commit_batch()
+    {
+        flush_scheduled_ = false;
+        std::vector<StagedMessage> batch = std::move(batch_);
+        std::vector<Waiting> waiting = std::move(waiting_);
+        batch_.clear();
+        waiting_.clear();
+        std::vector<Result<Accepted>> results = commit_staged(batch);
+        for (std::size_t i = 0; i < batch.size(); ++i) {
+            Result<std::string> queued = results[i] ? Result<std::string>(results[i]->id.str())
+                                                    : Result<std::string>(results[i].error());
+            answer(waiting[i].connection, waiting[i].request_id, queued, waiting[i].uid);
+            if (queued && batch[i].destination == MessageWriter::Destination::deliver_now)
+                notify_qmgr(*queued); // a queue-only message went to queue/, for the next queue run
+        }
+    }
+
+    static void on_flush(evutil_socket_t, short, void* self) { static_cast<Server*>(self)->commit_batch(); }
+
+    void set_flush_event(event* e) { flush_ = e; }
 
     Result<std::string> read_content(const Fd& fd)
     {
@@ -154,20 +179,54 @@ private:
             log::error("maildrop/%s moved to corrupt/%s: %s", name.c_str(), target.c_str(), why.c_str());
     }
 
-    Result<std::string> commit(uid_t uid, const protocol::SubmitRequest& request, std::string_view content)
+    bool privileged(uid_t uid) const
+    {
+        std::optional<uid_t> owner;
+        if (started_.private_instance)
+            owner = started_.instance_uid;
+        return uid == queue_uid_ || identify_caller(uid, owner).privileged;
+    }
+
+    Result<Submission> submission_of(uid_t uid, const protocol::SubmitRequest& request) const
     {
         std::optional<uid_t> owner;
         if (started_.private_instance)
             owner = started_.instance_uid;
         Caller caller = identify_caller(uid, owner);
         caller.privileged = caller.privileged || uid == queue_uid_;
-        auto submission = local_submission(request, caller, config_);
+        return local_submission(request, caller, config_);
+    }
+
+    Result<StagedMessage> stage(uid_t uid, const protocol::SubmitRequest& request, std::string_view content)
+    {
+        auto submission = submission_of(uid, request);
+        if (!submission)
+            return std::move(submission).error();
+        return stage_message(spool_, config_, *submission, content);
+    }
+
+    Result<std::string> commit(uid_t uid, const protocol::SubmitRequest& request, std::string_view content)
+    {
+        auto submission = submission_of(uid, request);
         if (!submission)
             return std::move(submission).error();
         auto accepted = accept_message(spool_, config_, *submission, content);
         if (!accepted)
             return std::move(accepted).error();
         return accepted->id.str();
+    }
+
+    void answer(const ConnectionPtr& c, std::uint64_t request_id, const Result<std::string>& queued, uid_t uid)
+    {
+        if (!queued)
+            log::notice("message from uid %u not accepted: %s", static_cast<unsigned>(uid),
+                queued.error().message().c_str());
+        if (!c->open())
+            return; // the client went; a committed message stays (at worst a duplicate)
+        if (auto reply = protocol::encode_submit_result(request_id, queued))
+            c->send(*reply);
+        else
+            c->close();
     }
 
     void notify_qmgr(const std::string& id)
@@ -187,11 +246,21 @@ private:
         log::warning("%s: qmgr not told; the next queue run takes it", id.c_str());
     }
 
+    struct Waiting {
+        ConnectionPtr connection;
+        std::uint64_t request_id;
+        uid_t uid;
+    };
+
     const daemon::Started& started_;
     const config::MainConfig& config_;
     Spool spool_;
     uid_t queue_uid_;
     Fd qmgr_;
+    event* flush_ = nullptr;
+    bool flush_scheduled_ = false;
+    std::vector<StagedMessage> batch_;
+    std::vector<Waiting> waiting_;
 };
 
 void on_signal(evutil_socket_t, short, void* base)
@@ -212,6 +281,8 @@ int serve(const daemon::Started& started, Sockets sockets, uid_t queue_uid, uid_
         log::info("removed %zu unfinished files from tmp/", *cleaned);
     Server server(started, std::move(spool).value(), queue_uid);
     event_base* base = event_base_new();
+    event* flush = event_new(base, -1, 0, &Server::on_flush, &server);
+    server.set_flush_event(flush);
     auto handler = [&](bool internal) {
         return [&server, internal](const ConnectionPtr& c, ipc::FrameReader& frame) {
             if (frame.type() == ipc::MessageType::submit_begin)
@@ -241,6 +312,7 @@ int serve(const daemon::Started& started, Sockets sockets, uid_t queue_uid, uid_
         event_free(term);
         event_free(intr);
     }
+    event_free(flush);
     event_base_free(base);
     log::info("enqueue stopped");
     return ex::ok;

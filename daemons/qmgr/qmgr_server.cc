@@ -83,6 +83,7 @@ struct Job {
     bool remove_requested = false;
     std::optional<OpenMessage> message;
     DeliveryState state;
+    DeliveryState state_read; // as read at the start of the attempt
     std::size_t outstanding = 0;
 };
 
@@ -247,7 +248,7 @@ public:
             ::fcntl(sock.get(), F_SETFL, ::fcntl(sock.get(), F_GETFL) & ~O_NONBLOCK);
             timeval limit{listing_send_timeout, 0};
             ::setsockopt(sock.get(), SOL_SOCKET, SO_SNDTIMEO, &limit, sizeof limit);
-            auto listing = read_queue_listing(spool_, viewer);
+            auto listing = read_queue_listing(spool_, viewer, cfg_);
             Result<void> sent = ok();
             if (listing) {
                 for (const protocol::ListedMessage& m : *listing) {
@@ -439,6 +440,7 @@ private:
             return;
         }
         job.state = std::move(state).value();
+        job.state_read = job.state;
         std::int64_t now = now_seconds();
         // Every recipient is expanded, due or not, so that a leaf two of them
         // share goes to the first one only, on every attempt alike (To: bob
@@ -462,10 +464,8 @@ private:
         const Envelope& env = job.message->message.envelope;
         const Address& rcpt = env.recipients[i].address;
         RecipientProgress& p = job.state.recipients[i];
-        if (!is_local(rcpt, cfg_)) {
-            p.last_error = "waiting for a route (remote delivery is not in this build yet)";
-            return;
-        }
+        if (!is_local(rcpt, cfg_))
+            return; // waits for a route (the routes issue); nothing was attempted, nothing to record
         if (!expansion) {
             p.state = RecipientState::failed;
             p.last_error = sanitize_error_text(expansion.error().message());
@@ -619,6 +619,8 @@ private:
                 forget(key);
                 return;
             }
+        } else if (job.state == job.state_read) {
+            // Nothing was attempted (remote recipients waiting for a route): no write.
         } else if (auto written = spool_.write_state(job.id, job.state); !written) {
             log::error("%s: cannot write state: %s", job.id.c_str(), written.error().message().c_str());
         }

@@ -131,7 +131,7 @@ Result<PreparedMessage> prepare_message(const config::MainConfig& config, const 
     return prepared;
 }
 
-Result<Accepted> accept_message(const Spool& spool, const config::MainConfig& config,
+Result<StagedMessage> stage_message(const Spool& spool, const config::MainConfig& config,
     const Submission& submission, std::string_view content)
 {
     auto id = QueueId::generate();
@@ -140,19 +140,52 @@ Result<Accepted> accept_message(const Spool& spool, const config::MainConfig& co
     auto prepared = prepare_message(config, submission, content, *id, std::time(nullptr));
     if (!prepared)
         return std::move(prepared).error();
-    const Envelope& envelope = prepared->envelope;
-    auto writer = spool.begin_message(*id, envelope, max_message_size(config));
+    auto writer = spool.begin_message(*id, prepared->envelope, max_message_size(config));
     if (!writer)
         return std::move(writer).error();
     if (auto r = writer->add_content(prepared->content); !r)
         return std::move(r).error();
-    if (auto r = writer->commit(submission.queue_only ? MessageWriter::Destination::next_queue_run
-                                                      : MessageWriter::Destination::deliver_now);
-        !r)
-        return std::move(r).error();
-    Accepted accepted{*id, envelope.recipients.size(), prepared->content.size()};
-    log_accepted(accepted, envelope);
-    return accepted;
+    auto destination = submission.queue_only ? MessageWriter::Destination::next_queue_run
+                                             : MessageWriter::Destination::deliver_now;
+    Accepted accepted{*id, prepared->envelope.recipients.size(), prepared->content.size()};
+    return StagedMessage{std::move(writer).value(), destination, accepted, std::move(prepared->envelope)};
+}
+
+std::vector<Result<Accepted>> commit_staged(std::vector<StagedMessage>& batch)
+{
+    std::vector<Result<Accepted>> results;
+    for (StagedMessage& m : batch) {
+        Result<void> r = m.writer.seal();
+        if (r)
+            r = m.writer.publish(m.destination);
+        results.push_back(r ? Result<Accepted>(m.accepted) : Result<Accepted>(std::move(r).error()));
+    }
+    for (auto destination : {MessageWriter::Destination::deliver_now, MessageWriter::Destination::next_queue_run}) {
+        std::optional<Result<void>> synced; // one fsync per directory, by the first message that went there
+        for (std::size_t i = 0; i < batch.size(); ++i) {
+            if (batch[i].destination != destination || !results[i])
+                continue;
+            if (!synced)
+                synced = batch[i].writer.fsync_destination(destination);
+            if (!*synced)
+                results[i] = synced->error();
+        }
+    }
+    for (std::size_t i = 0; i < batch.size(); ++i)
+        if (results[i])
+            log_accepted(*results[i], batch[i].envelope);
+    return results;
+}
+
+Result<Accepted> accept_message(const Spool& spool, const config::MainConfig& config,
+    const Submission& submission, std::string_view content)
+{
+    auto staged = stage_message(spool, config, submission, content);
+    if (!staged)
+        return std::move(staged).error();
+    std::vector<StagedMessage> batch;
+    batch.push_back(std::move(staged).value());
+    return std::move(commit_staged(batch).front());
 }
 
 } // namespace mm

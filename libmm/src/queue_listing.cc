@@ -2,11 +2,13 @@
 // The queue listing from the spool (mm/queue_listing.hh).
 #include "mm/queue_listing.hh"
 
+#include "mm/recipient.hh"
+
 namespace mm {
 
 namespace {
 
-protocol::ListedMessage listed(const StoredMessage& m, const DeliveryState& state)
+protocol::ListedMessage listed(const StoredMessage& m, const DeliveryState& state, const config::MainConfig& config)
 {
     const Envelope& e = m.envelope;
     protocol::ListedMessage out;
@@ -19,8 +21,11 @@ protocol::ListedMessage listed(const StoredMessage& m, const DeliveryState& stat
     out.ident = e.ident;
     for (std::size_t i = 0; i < e.recipients.size(); ++i) {
         const RecipientProgress& p = state.recipients[i];
-        out.recipients.push_back(
-            { e.recipients[i].address.str(), p.state, p.attempts, p.last_error, p.next_attempt });
+        std::string why = p.last_error;
+        if (why.empty() && p.state == RecipientState::pending && p.attempts == 0
+            && !is_local(e.recipients[i].address, config))
+            why = "waiting for a route (remote delivery is not in this build yet)";
+        out.recipients.push_back({ e.recipients[i].address.str(), p.state, p.attempts, why, p.next_attempt });
     }
     return out;
 }
@@ -34,7 +39,8 @@ bool may_list(const ListingViewer& viewer, const Envelope& envelope)
             && *envelope.submitter_uid == viewer.uid);
 }
 
-Result<std::vector<protocol::ListedMessage>> read_queue_listing(const Spool& spool, const ListingViewer& viewer)
+Result<std::vector<protocol::ListedMessage>> read_queue_listing(
+    const Spool& spool, const ListingViewer& viewer, const config::MainConfig& config)
 {
     auto listing = spool.list_queue();
     if (!listing)
@@ -52,7 +58,7 @@ Result<std::vector<protocol::ListedMessage>> read_queue_listing(const Spool& spo
                 continue;
             state = std::move(st).value();
         }
-        out.push_back(listed(*m, state));
+        out.push_back(listed(*m, state, config));
     }
     return out;
 }

@@ -339,6 +339,21 @@ void DataReader::text_byte(char c, std::string& content)
     }
 }
 
+// How many bytes at the front of `rest` text_byte() would only append: none
+// of CR, LF, NUL, and all within the size and line limits (0 once refused).
+std::size_t DataReader::plain_run(std::string_view rest) const
+{
+    if (refusal_ != DataRefusal::none)
+        return 0;
+    std::size_t room = std::min<std::uint64_t>(limits_.max_message_size - std::min(received_, limits_.max_message_size),
+        limits_.max_line - std::min(line_length_, limits_.max_line));
+    std::size_t n = 0;
+    std::size_t end = std::min(rest.size(), room);
+    while (n < end && rest[n] != '\r' && rest[n] != '\n' && rest[n] != '\0')
+        ++n;
+    return n;
+}
+
 DataReader::Progress DataReader::feed(std::string_view chunk, std::string& content)
 {
     Progress progress;
@@ -377,6 +392,16 @@ DataReader::Progress DataReader::feed(std::string_view chunk, std::string& conte
             text_byte(c, content);
             break;
         case State::text:
+            if (std::size_t run = plain_run(chunk.substr(i)); run > 1) {
+                content.append(chunk.data() + i, run); // the common case: a stretch of ordinary bytes at once
+                received_ += run;
+                line_length_ += run;
+                i += run - 1;
+                progress.consumed = i + 1;
+                break;
+            }
+            text_byte(c, content);
+            break;
         case State::cr:
             text_byte(c, content);
             break;

@@ -70,7 +70,7 @@ MessageWriter& MessageWriter::operator=(MessageWriter&& other) noexcept
 
 void MessageWriter::abort()
 {
-    if (stage_ != Stage::open)
+    if (stage_ != Stage::open && stage_ != Stage::sealed)
         return;
     stage_ = Stage::ended;
     fd_.reset();
@@ -114,7 +114,7 @@ Result<void> MessageWriter::add_content(std::string_view chunk)
     return ok();
 }
 
-Result<void> MessageWriter::commit(Destination destination)
+Result<void> MessageWriter::seal()
 {
     if (stage_ != Stage::open)
         return Error::internal(id_.str() + ": message writer used after commit or failure");
@@ -125,16 +125,39 @@ Result<void> MessageWriter::commit(Destination destination)
         return fail(std::move(r).error());
     if (auto r = fd_.close(); !r)
         return fail(std::move(r).error());
+    stage_ = Stage::sealed;
+    return ok();
+}
+
+Result<void> MessageWriter::publish(Destination destination)
+{
+    if (stage_ != Stage::sealed)
+        return Error::internal(id_.str() + ": message published before it was sealed");
     // rename_noreplace: an id collision fails instead of replacing a message.
     const Dir& target = destination == Destination::deliver_now ? *incoming_ : *queue_;
     if (auto r = rename_noreplace_at(*tmp_, id_.str(), target, id_.str()); !r)
         return fail(std::move(r).error());
     stage_ = Stage::committed;
+    return ok();
+}
+
+Result<void> MessageWriter::fsync_destination(Destination destination) const
+{
     // Past the rename the message is in the spool; if this fsync fails it is
     // not acknowledged and may be delivered twice, never lost.
+    const Dir& target = destination == Destination::deliver_now ? *incoming_ : *queue_;
     if (auto r = fsync_dir(target); !r)
         return std::move(r).error().with_context(id_.str());
     return ok();
+}
+
+Result<void> MessageWriter::commit(Destination destination)
+{
+    if (auto r = seal(); !r)
+        return r;
+    if (auto r = publish(destination); !r)
+        return r;
+    return fsync_destination(destination);
 }
 
 Result<MessageWriter> Spool::begin_message(const Envelope& envelope, std::uint64_t max_content) const

@@ -147,7 +147,7 @@ int list_queue(const Context& ctx, bool json)
     Result<std::vector<ListedMessage>> listing = Error::permanent("not privileged").exit_as(ex::noperm);
     if (ctx.privileged) {
         auto spool = Spool::open(ctx.config.spool_dir, ctx.creates_spool);
-        listing = spool ? read_queue_listing(*spool, { true, ctx.uid })
+        listing = spool ? read_queue_listing(*spool, { true, ctx.uid }, ctx.config)
                         : Result<std::vector<ListedMessage>>(std::move(spool).error());
         if (!listing && listing.error().sys_errno() != EACCES && listing.error().sys_errno() != EPERM)
             return report(listing.error().with_context("cannot read the queue"));

@@ -63,6 +63,24 @@ std::uint64_t max_message_size(const config::MainConfig& config);
 Result<PreparedMessage> prepare_message(const config::MainConfig& config, const Submission& submission,
     std::string_view content, const QueueId& id, std::time_t now);
 
+// A message checked and written to tmp/, not yet durable: the first half
+// of accept_message(), for enqueue's batches.
+struct StagedMessage {
+    MessageWriter writer;
+    MessageWriter::Destination destination = MessageWriter::Destination::deliver_now;
+    Accepted accepted;
+    Envelope envelope;
+};
+Result<StagedMessage> stage_message(const Spool& spool, const config::MainConfig& config,
+    const Submission& submission, std::string_view content);
+
+// Makes a batch durable at once: every file sealed (fsync; on ext4 and
+// most journalling file systems the first flush carries the others'
+// blocks, so the rest are cheap), renamed into place, then one fsync per
+// destination directory. results[i] belongs to batch[i]; only an ok one may
+// be acknowledged.
+std::vector<Result<Accepted>> commit_staged(std::vector<StagedMessage>& batch);
+
 // prepare_message() with a fresh id and the current time, then the commit
 // to the spool. Only a returned Accepted may be acknowledged (exit 0, 250).
 // Errors: permanent for bad input (as prepare_message), temporary for local

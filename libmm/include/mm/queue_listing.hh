@@ -5,6 +5,7 @@
 // read through the hostile-safe spool reader. Linked by qmgr and the front end.
 #pragma once
 
+#include "mm/config.hh"
 #include "mm/protocol.hh"
 #include "mm/result.hh"
 #include "mm/spool.hh"
@@ -24,7 +25,9 @@ bool may_list(const ListingViewer& viewer, const Envelope& envelope);
 
 // The messages of new/ and queue/ the viewer may see, by id (arrival).
 // Messages gone meanwhile (delivered) or damaged (moved to corrupt/ by the
-// reader, which logs it) are left out.
-Result<std::vector<protocol::ListedMessage>> read_queue_listing(const Spool& spool, const ListingViewer& viewer);
+// reader, which logs it) are left out. A remote recipient never attempted
+// (qmgr records nothing for it) is listed with the reason it waits.
+Result<std::vector<protocol::ListedMessage>> read_queue_listing(
+    const Spool& spool, const ListingViewer& viewer, const config::MainConfig& config);
 
 } // namespace mm

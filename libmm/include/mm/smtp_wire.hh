@@ -155,6 +155,7 @@ private:
     enum class State : std::uint8_t { line_start, text, cr, dot, dot_cr, done };
     void refuse(DataRefusal why);
     void text_byte(char c, std::string& content);
+    std::size_t plain_run(std::string_view rest) const;
 
     DataLimits limits_;
     State state_ = State::line_start;

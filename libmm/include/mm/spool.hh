@@ -88,12 +88,19 @@ public:
     // existing name), fsync that directory. Only after ok() may the message
     // be acknowledged.
     Result<void> commit(Destination destination = Destination::deliver_now);
-    // Removes the temporary file unless committed. Idempotent.
+    // commit() in steps, for a batch (enqueue): seal() writes the END record,
+    // fsyncs and closes the file; publish() renames it into place. The batch
+    // may be acknowledged once the destination directory has been fsynced
+    // after its last publish() (fsync_destination()).
+    Result<void> seal();
+    Result<void> publish(Destination destination);
+    Result<void> fsync_destination(Destination destination) const;
+    // Removes the temporary file unless published. Idempotent.
     void abort();
 
 private:
     friend class Spool;
-    enum class Stage : std::uint8_t { open, committed, ended };
+    enum class Stage : std::uint8_t { open, sealed, committed, ended };
     MessageWriter(const Dir& tmp, const Dir& incoming, const Dir& queue, QueueId id, Fd fd,
         std::uint64_t max_content);
     Result<void> write_buffer();
