@@ -85,6 +85,7 @@ Result<std::string> read_content(const Fd& fd, std::uint64_t max)
 Result<std::string> queue_one(const Context& ctx, smtp::Session& session)
 {
     protocol::SubmitRequest request = session.submission();
+    request.queue_only = ctx.invocation.queue_only; // masqmail -bs -odq
     if (!ctx.privileged && request.smtp)
         request.smtp->peer_address.clear(); // only privileged callers may vouch for a peer
     Fd content_fd = session.take_content();
