@@ -41,6 +41,21 @@ namespace mm::qmgr {
 
 namespace {
 
+// "3 days", "5 hours", "12 minutes", "40 seconds": the largest unit that fits.
+std::string duration_text(std::int64_t seconds)
+{
+    struct Unit { std::int64_t size; const char* name; };
+    static constexpr Unit units[] = {{86400, "day"}, {3600, "hour"}, {60, "minute"}, {1, "second"}};
+    if (seconds < 0)
+        seconds = 0;
+    for (const Unit& u : units)
+        if (seconds >= u.size || u.size == 1) {
+            std::int64_t n = seconds / u.size;
+            return std::to_string(n) + " " + u.name + (n == 1 ? "" : "s");
+        }
+    return {};
+}
+
 constexpr std::size_t max_in_flight = 100;       // deliver requests outstanding
 constexpr std::int64_t min_backoff = 300;        // seconds, doubled per attempt
 constexpr std::int64_t max_backoff = 4000;       // as Postfix's maximal_backoff_time
@@ -689,8 +704,8 @@ private:
                 continue;
             if (expired(std::chrono::seconds(now - p.first_attempt), cfg_.max_defer_time)) {
                 p.state = RecipientState::failed;
-                p.last_error = sanitize_error_text("gave up after " +
-                    std::to_string((now - p.first_attempt) / 3600) + " hours: " + p.last_error);
+                p.last_error = sanitize_error_text("gave up after " + duration_text(now - p.first_attempt) +
+                    ": " + p.last_error);
             }
         }
     }
@@ -771,10 +786,10 @@ private:
         }
         if (in.recipients.empty())
             return;
-        std::optional<std::chrono::seconds> since_last;
+        std::optional<std::chrono::seconds> age_at_last;
         if (job.state.last_warning != 0)
-            since_last = std::chrono::seconds(now - job.state.last_warning);
-        if (!warning_due(cfg_.warn_intervals, std::chrono::seconds(now - env.received_time), since_last))
+            age_at_last = std::chrono::seconds(job.state.last_warning - env.received_time);
+        if (!warning_due(cfg_.warn_intervals, std::chrono::seconds(now - env.received_time), age_at_last))
             return;
         std::string content = original_content(job, false);
         in.original_content = content;

@@ -50,6 +50,7 @@ Connection::~Connection()
 void Connection::start()
 {
     ++depth_;
+    restart_timer();
     handle(session_.greet(out_));
     --depth_;
     (void)destroy_if_done();
@@ -158,9 +159,15 @@ void Connection::read_input()
             dead_ = true;
             return;
         }
+        // The timeout is a deadline per command line and per line of DATA,
+        // not per read: a client trickling bytes cannot hold the session.
+        std::size_t pending_before = in_.size();
+        bool line_end = std::memchr(buf, '\n', static_cast<std::size_t>(n)) != nullptr;
         in_.append(buf, static_cast<std::size_t>(n));
-        restart_timer();
+        bool was_data = session_.in_data();
         handle(session_.advance(in_, out_));
+        if (state_ == State::reading && (was_data ? line_end : in_.size() <= pending_before))
+            restart_timer();
     }
     if (state_ == State::reading && !dead_)
         arm(0); // replies pile up: wait until the client takes them
@@ -170,8 +177,7 @@ void Connection::handle(Next next)
 {
     switch (next) {
     case Next::read:
-        if (flush() && state_ == State::reading)
-            restart_timer();
+        (void)flush();
         return;
     case Next::submit:
         state_ = State::submitting;

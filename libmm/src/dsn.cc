@@ -240,7 +240,7 @@ bool warning_due(const std::vector<std::chrono::seconds>& warn_intervals, std::c
     std::optional<std::chrono::seconds> last_warning_age)
 {
     for (auto interval : warn_intervals)
-        if (age > interval && (!last_warning_age || *last_warning_age < interval))
+        if (age > interval && (!last_warning_age || *last_warning_age <= interval))
             return true;
     return false;
 }

@@ -63,7 +63,7 @@ Result<void> add_header_recipients(const config::MainConfig& config, Envelope& e
     for (Address& a : header_recipients)
         env.recipients.push_back({std::move(a), ""});
     if (env.recipients.empty())
-        return Error::permanent("no recipients");
+        return Error::permanent("no recipients").status_as("5.1.3");
     std::size_t max = std::min(config.max_recipients, limits::recipients);
     if (env.recipients.size() > max)
         return Error::permanent("too many recipients (" + std::to_string(env.recipients.size()) +
@@ -107,6 +107,12 @@ std::uint64_t max_message_size(const config::MainConfig& config)
 Result<PreparedMessage> prepare_message(const config::MainConfig& config, const Submission& submission,
     std::string_view content, const QueueId& id, std::time_t now)
 {
+    // The limit applies to the message as it was given (what SIZE announced),
+    // not to the headers we add (Received, Date, Message-ID).
+    std::uint64_t max = max_message_size(config);
+    if (content.size() > max)
+        return Error::permanent("message too large (" + std::to_string(content.size()) + " bytes, at most " +
+                                std::to_string(max) + ")").status_as("5.3.4");
     auto message = parse_message(content);
     if (!message)
         return std::move(message).error();
@@ -124,10 +130,6 @@ Result<PreparedMessage> prepare_message(const config::MainConfig& config, const 
         && std::any_of(prepared.content.begin(), prepared.content.end(),
             [](char c) { return static_cast<unsigned char>(c) >= 0x80; }))
         prepared.envelope.eight_bit_mime = true;
-    std::uint64_t max = max_message_size(config);
-    if (prepared.content.size() > max)
-        return Error::permanent("message too large (" + std::to_string(prepared.content.size()) +
-                                " bytes, at most " + std::to_string(max) + ")");
     return prepared;
 }
 
@@ -140,7 +142,7 @@ Result<StagedMessage> stage_message(const Spool& spool, const config::MainConfig
     auto prepared = prepare_message(config, submission, content, *id, std::time(nullptr));
     if (!prepared)
         return std::move(prepared).error();
-    auto writer = spool.begin_message(*id, prepared->envelope, max_message_size(config));
+    auto writer = spool.begin_message(*id, prepared->envelope, prepared->content.size());
     if (!writer)
         return std::move(writer).error();
     if (auto r = writer->add_content(prepared->content); !r)

@@ -224,7 +224,7 @@ Result<FixupResult> fix_headers(ParsedMessage& message, const FixupOptions& opti
         return std::move(checked).error();
     const std::size_t hops = count_received(message);
     if (hops > options.max_received)
-        return Error::permanent("too many hops (" + std::to_string(hops) + " Received: headers)");
+        return Error::permanent("too many hops (" + std::to_string(hops) + " Received: headers)").status_as("5.4.6");
     FixupResult result;
     if (options.extract_recipients) {
         auto found = harvest_recipients(message, options.host_name);

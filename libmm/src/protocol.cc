@@ -50,6 +50,7 @@ enum Tag : std::uint16_t {
     t_smtp_protocol = 39,
     t_helo = 40,
     t_eight_bit = 41,
+    t_status = 42,
 };
 
 // Error texts come from anywhere: keep them text, bounded.
@@ -70,6 +71,8 @@ void add_error(FrameWriter& w, const Error& e)
     w.add_u32(t_exit, static_cast<std::uint32_t>(e.exit_code()));
     w.add_u32(t_errno, static_cast<std::uint32_t>(e.sys_errno()));
     w.add_text(t_text, printable(e.message()));
+    if (e.status_override() != nullptr)
+        w.add_text(t_status, e.status_override());
 }
 
 // Reads the fields add_error() wrote (after t_ok = false) into `out`.
@@ -92,6 +95,15 @@ Result<void> get_error(FrameReader& r, std::optional<Error>& out)
     Error e(static_cast<ErrorKind>(*kind), std::string(*text), static_cast<int>(*err & 0xffff));
     if (*exit <= 255)
         e.exit_as(static_cast<int>(*exit));
+    auto status = r.get_optional_text(t_status);
+    if (!status)
+        return std::move(status).error();
+    if (*status) {
+        const char* code = known_status_code(**status);
+        if (code == nullptr)
+            return Error::protocol("unknown status code");
+        e.status_as(code);
+    }
     out = std::move(e);
     return {};
 }

@@ -39,8 +39,19 @@ int Error::smtp_code() const
     return 451;
 }
 
+const char* known_status_code(std::string_view code)
+{
+    static constexpr const char* known[] = {"5.4.6", "5.3.4", "5.5.3", "5.1.3", "5.1.7", "5.6.0", "5.7.1"};
+    for (const char* k : known)
+        if (code == k)
+            return k;
+    return nullptr;
+}
+
 const char* Error::enhanced_code() const
 {
+    if (status_override_ != nullptr)
+        return status_override_;
     switch (kind_) {
     case ErrorKind::temporary: return sys_errno_ == ENOSPC || sys_errno_ == EDQUOT ? "4.3.1" : "4.3.0";
     case ErrorKind::permanent: return "5.0.0";

@@ -264,7 +264,7 @@ void Session::watch_header_section(std::string_view canonical)
     for (char c : canonical) {
         if (!in_header_)
             return;
-        if (c == '\n' && last_content_byte_ == '\n' && header_bytes_ > 0) {
+        if (c == '\n' && last_content_byte_ == '\n') { // an empty line: the first one ends an empty header
             in_header_ = false;
             return;
         }
@@ -328,9 +328,12 @@ void Session::submitted(const Result<std::string>& queue_id, std::string& out)
 
 void Session::help(std::string& out) const
 {
-    out += format_reply(214, "2.0.0",
-        {"supported commands:", "HELO", "EHLO", "MAIL FROM:", "RCPT TO:", "DATA", "RSET", "NOOP", "VRFY",
-            "QUIT", peer_.tls_available ? "STARTTLS" : "HELP", "HELP"});
+    std::vector<std::string> lines = {"supported commands:", "HELO", "EHLO", "MAIL FROM:", "RCPT TO:", "DATA", "RSET",
+        "NOOP", "VRFY", "QUIT"};
+    if (peer_.tls_available && !tls_active_)
+        lines.emplace_back("STARTTLS");
+    lines.emplace_back("HELP");
+    out += format_reply(214, "2.0.0", lines);
 }
 
 Next Session::starttls(const Command& cmd, std::string& out)
@@ -369,7 +372,15 @@ void Session::reset_transaction()
     have_sender_ = false;
     sender_local_ = false;
     body_ = Body::unspecified;
-    request_ = protocol::SubmitRequest();
+    // Field by field: gcc 12 with sanitizers warns (falsely) about a
+    // move-assigned temporary's optional<string> members.
+    request_.sender.reset();
+    request_.recipients.clear();
+    request_.extract_recipients = false;
+    request_.full_name.reset();
+    request_.queue_only = false;
+    request_.verbose = false;
+    request_.smtp.reset();
     data_.reset();
     content_.clear();
     content_fd_ = Fd();

@@ -373,9 +373,7 @@ DataReader::Progress DataReader::feed(std::string_view chunk, std::string& conte
                 break;
             }
             // The leading dot is removed (RFC 5321 §4.5.2) and, as the RFC
-            // says, not counted in the line; it still counts as received.
-            received_ = checked_add<std::uint64_t>(received_, 1)
-                            .value_or(std::numeric_limits<std::uint64_t>::max());
+            // says, not counted in the line, nor in the size (RFC 1870 §3).
             state_ = State::text;
             text_byte(c, content);
             break;

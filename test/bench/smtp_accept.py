@@ -163,12 +163,15 @@ class Masqmail(MasqmailInstance):
         """-> (message files queued; a problem or "").
         qmgr renames new/ID to queue/ID; a count taken during a rename may be off
         by one for a moment, so wait until it settles at m; then cross-check
-        with the queue listing, which reads every envelope."""
+        with the queue listing, which reads every envelope (not timed)."""
         wait_until(lambda: self.queued() == m, 10, 0.05)
         q = self.queued()
+        # a listing taken while qmgr moves new/ID to queue/ID can miss that one
+        # message, so the listing too gets a few tries
+        listed = []
         try:
-            listed = self.listed()
-            note = "" if listed == q else f"; masqmail -bp --json lists {listed}"
+            wait_until(lambda: listed.append(self.listed()) or listed[-1] == q, 5, 0.2)
+            note = "" if listed[-1] == q else f"; masqmail -bp --json lists {listed[-1]}"
         except (BenchError, OSError, subprocess.SubprocessError) as e:
             note = f"; masqmail -bp --json failed: {e}"
         return q, note

@@ -623,7 +623,9 @@ TEST_CASE("warning_due: masqmail t310's walk with the default intervals")
         { 3h + 59min, S(61min), false },
         { 4h + 1s, S(61min), true }, // second warning
         { 5h, S(4h + 1s), false },
-        { 30h, S(4h + 1s), true }, // several intervals passed while offline: one warning
+        { 8h + 1s, S(8h), true }, // a warning sent at age 8h was not yet for "older than 8h"
+        { 8h + 1s, S(8h + 1s), false },
+        { 30h, S(8h + 1s), true }, // several intervals passed while offline: one warning
         { 31h, S(30h), false },
         { 73h, S(30h), true }, // the last interval
         { 90h, S(73h), false }, // and never again before the final bounce

@@ -9,6 +9,19 @@
 
 namespace {
 
+// Text for a TAP comment: every line of it starts with '#', so that a
+// message with newlines (a multi-line reply, say) cannot break the stream.
+std::string commented(const std::string& text)
+{
+    std::string out;
+    for (char c : text) {
+        out += c;
+        if (c == '\n')
+            out += "#     ";
+    }
+    return out;
+}
+
 class TapCaseReporter : public Catch::StreamingReporterBase<TapCaseReporter> {
 public:
     using StreamingReporterBase::StreamingReporterBase;
@@ -30,13 +43,13 @@ public:
         if (r.isOk())
             return true;
         failures_ += std::string("# ") + r.getSourceInfo().file + ":" + std::to_string(r.getSourceInfo().line) +
-                     ": " + r.getExpressionInMacro() + "\n";
+                     ": " + commented(r.getExpressionInMacro()) + "\n";
         if (r.hasExpandedExpression())
-            failures_ += "#   with expansion: " + r.getExpandedExpression() + "\n";
+            failures_ += "#   with expansion: " + commented(r.getExpandedExpression()) + "\n";
         if (r.hasMessage())
-            failures_ += "#   " + r.getMessage() + "\n";
+            failures_ += "#   " + commented(r.getMessage()) + "\n";
         for (const auto& m : stats.infoMessages)
-            failures_ += "#   info: " + m.message + "\n";
+            failures_ += "#   info: " + commented(m.message) + "\n";
         return true;
     }
 

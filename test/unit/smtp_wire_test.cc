@@ -613,12 +613,12 @@ TEST_CASE("DATA: the size limit counts octets as received; beyond it nothing mor
     r = read_data_every_way("012345678\r\n.\r\n", DataLimits { .max_message_size = 10 });
     CHECK(r.finished);
     CHECK(r.refusal == DataRefusal::too_big);
-    // Stuffing dots count as received.
-    r = read_data_every_way("..345678\r\n.\r\n", DataLimits { .max_message_size = 10 });
-    CHECK(r.refusal == DataRefusal::none);
-    r = read_data_every_way("...45678\r\n.\r\n", DataLimits { .max_message_size = 10 });
-    CHECK(r.refusal == DataRefusal::none);
+    // Stuffing dots are transparency, not message octets (RFC 1870 counts
+    // the message, not its transmission).
     r = read_data_every_way("..2345678\r\n.\r\n", DataLimits { .max_message_size = 10 });
+    CHECK(r.refusal == DataRefusal::none);
+    CHECK(r.received == 10);
+    r = read_data_every_way("...3456789\r\n.\r\n", DataLimits { .max_message_size = 10 });
     CHECK(r.refusal == DataRefusal::too_big);
 
     DataReader reader(DataLimits { .max_message_size = 1000 });

@@ -192,8 +192,14 @@ int remove_one(const Context& ctx, const Spool& spool, std::string_view text)
 int remove_messages(const Context& ctx)
 {
     auto spool = Spool::open(ctx.config.spool_dir, ctx.creates_spool);
-    if (!spool)
+    if (!spool) {
+        int e = spool.error().sys_errno();
+        if (!ctx.privileged && (e == EACCES || e == EPERM))
+            return report(Error::permanent("no daemon is running, and only root, mail or the instance's owner "
+                                           "may remove messages without it")
+                    .exit_as(ex::noperm));
         return report(std::move(spool).error().with_context("cannot open the queue"));
+    }
     int status = ex::ok;
     for (const std::string& text : ctx.invocation.message_ids) {
         int r = remove_one(ctx, *spool, text);

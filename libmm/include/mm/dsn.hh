@@ -104,7 +104,9 @@ Result<DsnOutcome> build_dsn(const DsnInput& input);
 Result<DsnOutcome> build_dsn_from_template(const DsnInput& input, std::string_view template_text);
 
 // §7.3: a delay warning is due if, for some interval I, age > I and no
-// warning was sent yet or the last one was sent at an age < I.
+// warning was sent yet or the last one was sent at an age <= I (before the
+// message was older than I). Ages are the message's, not the time since the
+// last warning.
 bool warning_due(const std::vector<std::chrono::seconds>& warn_intervals, std::chrono::seconds age,
     std::optional<std::chrono::seconds> last_warning_age);
 // Deferred recipients fail once the time queued while a route was online

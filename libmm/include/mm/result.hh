@@ -42,8 +42,15 @@ public:
 
     // SMTP basic reply code for this error: 451, 550, 501 or 451.
     int smtp_code() const;
-    // RFC 3463 enhanced status code matching smtp_code(), e.g. "4.3.0".
+    // RFC 3463 enhanced status code matching smtp_code(), e.g. "4.3.0", or
+    // the one set with status_as().
     const char* enhanced_code() const;
+    // Names the precise RFC 3463 status ("5.4.6" for a mail loop); a string
+    // literal, or one of status_codes() when rebuilt from a frame.
+    Error& status_as(const char* enhanced) & { status_override_ = enhanced; return *this; }
+    Error&& status_as(const char* enhanced) && { status_override_ = enhanced; return std::move(*this); }
+    // The status_as() value, or nullptr.
+    const char* status_override() const { return status_override_; }
     // sysexits(3) status: 75, 65, 76 or 70 by kind, unless set with exit_as().
     int exit_code() const;
     // Overrides the exit status where the kind alone is not precise enough
@@ -57,8 +64,13 @@ private:
     ErrorKind kind_;
     int sys_errno_;
     std::optional<int> exit_override_;
+    const char* status_override_ = nullptr;
     std::string message_;
 };
+
+// The enhanced codes status_as() is used with, for decoding them from a frame
+// back into a string with static storage; nullptr for any other.
+const char* known_status_code(std::string_view code);
 
 template <class T>
 class [[nodiscard]] Result {

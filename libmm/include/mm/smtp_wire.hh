@@ -113,8 +113,8 @@ ParsedCommand parse_command(std::string_view line, const ParseOptions& options);
 // --- DATA ---
 
 struct DataLimits {
-    // Total octets as received (CRLFs and stuffing dots included, the final
-    // ".CRLF" not); beyond it the content is no longer stored (552 5.3.4).
+    // Total octets as received (CRLFs included; stuffing dots and the final
+    // ".CRLF" not, RFC 1870 §3); beyond it nothing more is stored (552 5.3.4).
     std::uint64_t max_message_size = limits::message_size_default;
     // A text line with its CRLF, the stuffing dot not counted (RFC 5321
     // §4.5.3.1.6: 1000). May be raised up to limits::text_line_accepted.
