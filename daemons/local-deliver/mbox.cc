@@ -7,10 +7,14 @@
 
 #include "mm/fs.hh"
 #include "mm/limits.hh"
+#include "mm/log.hh"
 
 #include <algorithm>
 #include <cerrno>
+#include <csignal>
+#include <cstdio>
 #include <cstring>
+#include <optional>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <thread>
@@ -39,37 +43,143 @@ private:
     std::chrono::milliseconds next_ { 2 };
 };
 
-// The dot-lock NAME.lock, removed when this goes out of scope.
+// What a dot-lock of ours says: "PID\n" from its creation, then
+// "PID SIZE INODE\n" once the writer holds the fcntl lock and knows where
+// its append begins. A writer that dies before it has fsynced and removed
+// the lock has reported nothing, so whoever breaks that lock may cut the
+// mailbox back to SIZE: what lies beyond is the dead writer's fragment.
+struct LockRecord {
+    pid_t pid = 0;
+    std::optional<off_t> size;
+    ino_t mailbox_inode = 0;
+};
+
+std::optional<LockRecord> parse_lock_record(std::string_view text)
+{
+    LockRecord r;
+    unsigned long long pid = 0, size = 0, ino = 0;
+    char tail = 0;
+    std::string copy(text.substr(0, 80));
+    int n = std::sscanf(copy.c_str(), "%llu %llu %llu%c", &pid, &size, &ino, &tail);
+    if (n < 1 || pid < 2 || pid > 4194304)
+        return std::nullopt;
+    r.pid = static_cast<pid_t>(pid);
+    if (n >= 3 && (n == 3 || tail == '\n')) {
+        r.size = static_cast<off_t>(size);
+        r.mailbox_inode = static_cast<ino_t>(ino);
+    }
+    return r;
+}
+
+// True only when `pid` certainly writes no more: it no longer exists, or it
+// is a zombie not yet reaped (a dead writer whose parent was killed with it
+// may stay one for a while). A live process of another user answers EPERM:
+// alive, as is anything /proc does not show us.
+bool process_gone(pid_t pid)
+{
+    if (::kill(pid, 0) != 0)
+        return errno == ESRCH;
+    std::string path = "/proc/" + std::to_string(pid) + "/stat";
+    Fd stat_fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!stat_fd.valid())
+        return false;
+    char text[512];
+    ssize_t n = ::read(stat_fd.get(), text, sizeof text);
+    if (n <= 0)
+        return false;
+    std::string_view line(text, static_cast<std::size_t>(n));
+    std::size_t paren = line.rfind(')'); // the command name may hold anything
+    return paren != std::string_view::npos && paren + 2 < line.size()
+        && (line[paren + 2] == 'Z' || line[paren + 2] == 'X');
+}
+
+// The dot-lock NAME.lock, removed when released or destroyed (only if it is
+// still the file this writer made: a lock broken as stale and taken by
+// another writer is not ours to remove).
 class DotLock {
 public:
     DotLock(const Dir& dir, std::string name) : dir_(dir), name_(std::move(name)) {}
     DotLock(const DotLock&) = delete;
     DotLock& operator=(const DotLock&) = delete;
-    ~DotLock()
-    {
-        if (held_)
-            (void)unlink_at(dir_, name_, true);
-    }
+    ~DotLock() { release(); }
     // Ok when held or when mail_dir does not let us make one (then held() is false).
     Result<void> take(const MboxOptions& options, Clock::time_point deadline);
-    bool held() const { return held_; }
+    bool held() const { return fd_.valid(); }
+    // A dead writer's record, found when its lock was broken: where its
+    // unfinished append began.
+    const std::optional<LockRecord>& dead_writer() const { return dead_writer_; }
+    // Notes where this writer's append begins (see LockRecord).
+    void record_start(off_t size, ino_t mailbox_inode);
+    void release();
 
 private:
     bool remove_if_stale(const MboxOptions& options);
 
     const Dir& dir_;
     std::string name_;
-    bool held_ = false;
+    Fd fd_;
+    std::optional<LockRecord> dead_writer_;
 };
 
+void DotLock::record_start(off_t size, ino_t mailbox_inode)
+{
+    if (!held())
+        return;
+    char text[96];
+    int n = std::snprintf(text, sizeof text, "%ld %lld %llu\n", static_cast<long>(::getpid()),
+        static_cast<long long>(size), static_cast<unsigned long long>(mailbox_inode));
+    // Best effort: a lock without its record only means no cut-back later.
+    if (::pwrite(fd_.get(), text, static_cast<std::size_t>(n), 0) != n)
+        return;
+}
+
+void DotLock::release()
+{
+    if (!held())
+        return;
+    struct stat mine {}, there {};
+    if (::fstat(fd_.get(), &mine) == 0
+        && ::fstatat(dir_.get(), name_.c_str(), &there, AT_SYMLINK_NOFOLLOW) == 0
+        && mine.st_dev == there.st_dev && mine.st_ino == there.st_ino)
+        (void)unlink_at(dir_, name_, true);
+    fd_ = Fd();
+}
+
+// A lock is stale when its writer is certainly dead (our own locks and
+// liblockfile's hold the pid) or, for anyone else's, when older than
+// stale_lock. It is broken by renaming it aside, so that of several writers
+// breaking it at once only one gets it, and only that one reads a dead
+// writer's record from it.
 bool DotLock::remove_if_stale(const MboxOptions& options)
 {
+    int fd = ::openat(dir_.get(), name_.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0 && errno == ENOENT)
+        return true; // gone meanwhile: try again at once
+    Fd lock(fd);
     struct stat st {};
-    if (::fstatat(dir_.get(), name_.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0)
-        return errno == ENOENT; // gone meanwhile: try again at once
-    if (std::time(nullptr) - st.st_mtime <= options.stale_lock.count())
+    if (lock.valid() ? ::fstat(lock.get(), &st) != 0
+                     : ::fstatat(dir_.get(), name_.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0)
+        return errno == ENOENT;
+    std::optional<LockRecord> record;
+    if (lock.valid() && S_ISREG(st.st_mode)) {
+        char text[96] {};
+        ssize_t n = ::pread(lock.get(), text, sizeof text - 1, 0);
+        if (n > 0)
+            record = parse_lock_record(std::string_view(text, static_cast<std::size_t>(n)));
+    }
+    bool dead = record && process_gone(record->pid);
+    if (!dead && std::time(nullptr) - st.st_mtime <= options.stale_lock.count())
         return false;
-    return unlink_at(dir_, name_, true).has_value();
+    std::string aside = name_ + ".stale." + std::to_string(::getpid());
+    if (::renameat(dir_.get(), name_.c_str(), dir_.get(), aside.c_str()) != 0)
+        return errno == ENOENT;
+    struct stat moved {};
+    bool same = ::fstatat(dir_.get(), aside.c_str(), &moved, AT_SYMLINK_NOFOLLOW) == 0
+        && moved.st_dev == st.st_dev && moved.st_ino == st.st_ino;
+    (void)unlink_at(dir_, aside, true);
+    if (same && dead && record->size)
+        dead_writer_ = record;
+    return true;
 }
 
 Result<void> DotLock::take(const MboxOptions& options, Clock::time_point deadline)
@@ -77,10 +187,11 @@ Result<void> DotLock::take(const MboxOptions& options, Clock::time_point deadlin
     RetryPause pause(options.lock_retry);
     for (;;) {
         // O_EXCL never follows a symlink: a planted link counts as a lock.
-        int fd = ::openat(dir_.get(), name_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+        int fd = ::openat(dir_.get(), name_.c_str(), O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
         if (fd >= 0) {
-            ::close(fd);
-            held_ = true;
+            fd_ = Fd(fd);
+            std::string pid = std::to_string(::getpid()) + "\n";
+            (void)!::write(fd, pid.data(), pid.size());
             return ok();
         }
         int err = errno;
@@ -136,7 +247,7 @@ Result<off_t> check_mailbox(const Fd& fd, const std::string& shown, uid_t owner)
 // blocking on a FIFO; sets `created` when this call made the file.
 Result<Fd> open_mailbox(const Dir& dir, const std::string& name, bool& created)
 {
-    const int flags = O_WRONLY | O_APPEND | O_NONBLOCK | O_NOCTTY;
+    const int flags = O_RDWR | O_APPEND | O_NONBLOCK | O_NOCTTY; // read: the last bytes
     for (int attempt = 0; attempt < 3; ++attempt) {
         created = false;
         int fd = ::openat(dir.get(), name.c_str(), flags | O_NOFOLLOW | O_CLOEXEC);
@@ -217,6 +328,47 @@ std::vector<Result<void>> append_locked(const Fd& fd, off_t size, const std::str
     return results;
 }
 
+// A writer killed mid-append (its lock broken above) left a fragment
+// after record->size: it was never acknowledged (the queue still holds it),
+// so it is cut off before anything else is appended. Returns the size now.
+Result<off_t> cut_dead_writers_fragment(
+    const Fd& fd, off_t size, const std::optional<LockRecord>& record, const std::string& shown)
+{
+    struct stat st {};
+    if (!record || !record->size || *record->size >= size || ::fstat(fd.get(), &st) != 0
+        || st.st_ino != record->mailbox_inode)
+        return size;
+    if (::ftruncate(fd.get(), *record->size) != 0 || ::fsync(fd.get()) != 0)
+        return Error::from_errno("cut back " + shown + " after an interrupted delivery", errno);
+    log::notice("%s: cut %lld bytes left by an interrupted delivery (process %ld)", shown.c_str(),
+        static_cast<long long>(size - *record->size), static_cast<long>(record->pid));
+    return *record->size;
+}
+
+// A message starts after an empty line (or at the top of the file): a
+// mailbox left ending mid-line or mid-message by another program, or by a
+// crash nobody could cut back, gets the missing line ends first, so the new
+// From_ line is never glued to what came before. Returns the size now.
+Result<off_t> start_on_a_fresh_message(const Fd& fd, off_t size, const std::string& shown)
+{
+    if (size == 0)
+        return size;
+    char tail[2] = { 0, 0 };
+    off_t from = size >= 2 ? size - 2 : 0;
+    ssize_t n = ::pread(fd.get(), tail, static_cast<std::size_t>(size - from), from);
+    if (n < 0)
+        return Error::from_errno("read " + shown, errno);
+    std::string_view end(tail, static_cast<std::size_t>(n));
+    std::string_view pad = end.ends_with("\n\n") || (size == 1 && end == "\n") ? ""
+        : end.ends_with("\n")                                                   ? "\n"
+                                                                                : "\n\n";
+    if (pad.empty())
+        return size;
+    if (auto w = write_all(fd, pad); !w)
+        return std::move(w).error();
+    return size + static_cast<off_t>(pad.size());
+}
+
 std::vector<Result<void>> append_mbox(
     const Dir& dir, const std::string& name, std::span<const MboxItem> items, const MboxOptions& options)
 {
@@ -239,12 +391,26 @@ std::vector<Result<void>> append_mbox(
     Result<off_t> size = check_mailbox(*fd, shown, options.owner);
     if (!size)
         return all(size.error());
+    if (auto cut = cut_dead_writers_fragment(*fd, *size, dotlock.dead_writer(), shown); !cut)
+        return all(cut.error());
+    else
+        size = *cut;
+    struct stat st {};
+    if (::fstat(fd->get(), &st) == 0)
+        dotlock.record_start(*size, st.st_ino);
+    if (auto r = start_on_a_fresh_message(*fd, *size, shown); !r)
+        return all(r.error());
+    else
+        size = *r;
     std::vector<Result<void>> results = append_locked(*fd, *size, shown, items, options);
     if (created)
         if (Result<void> synced = fsync_dir(dir); !synced)
             for (Result<void>& result : results)
                 if (result)
                     result = synced.error();
+    // The lock goes before the fcntl lock does: whoever takes the mailbox
+    // next never finds this writer's record once it has finished.
+    dotlock.release();
     return results;
 }
 

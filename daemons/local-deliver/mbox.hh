@@ -28,7 +28,8 @@ struct MboxOptions {
     // 2 ms to lock_retry; still busy then: deferred.
     std::chrono::milliseconds lock_wait { 10000 };
     std::chrono::milliseconds lock_retry { 100 };
-    // A dot-lock older than this was left by a crash and is removed.
+    // A dot-lock whose writer is dead (its pid is in it) is removed at once,
+    // anyone else's when older than this.
     std::chrono::seconds stale_lock { 300 };
 };
 
@@ -38,6 +39,12 @@ struct MboxItem {
     const LocalEnvelope* envelope = nullptr;
 };
 
+// A delivery killed mid-append leaves its start offset in the dot-lock
+// ("PID SIZE INODE"); the next delivery breaks that lock (the pid is gone)
+// and cuts the unacknowledged fragment off before appending. Every append
+// starts after an empty line, so nothing is ever glued to a fragment that
+// could not be cut (another program's, or one left without a dot-lock).
+//
 // Appends several messages to `mailbox` in `mail_dir` under one lock, one
 // after another, and fsyncs once: each is delivered only after that fsync
 // (a crash before it loses nothing, the queue still holds them all). A

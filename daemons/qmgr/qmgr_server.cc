@@ -942,6 +942,10 @@ int serve(const daemon::Started& started, Fd notices, Fd control, uid_t queue_ui
         log::error("qmgr cannot open the spool: %s", spool.error().message().c_str());
         return ex::tempfail;
     }
+    if (auto cleaned = spool->clean_state_leftovers(); !cleaned)
+        log::warning("qmgr: %s", cleaned.error().message().c_str());
+    else if (*cleaned > 0)
+        log::info("removed %zu half-written state file(s) of an earlier qmgr", *cleaned);
     event_base* base = event_base_new();
     {
         Manager manager(started, std::move(spool).value(), base, queue_uid);

@@ -213,4 +213,21 @@ Result<std::size_t> Spool::clean_tmp(std::chrono::seconds min_age) const
     return removed;
 }
 
+Result<std::size_t> Spool::clean_state_leftovers() const
+{
+    const Dir& queue = area(SpoolArea::queue);
+    auto names = list_dir(queue, limits::queue_entries_scanned);
+    if (!names)
+        return std::move(names).error();
+    std::size_t removed = 0;
+    for (const std::string& name : *names) {
+        if (!std::string_view(name).ends_with(".tmp"))
+            continue;
+        if (auto r = unlink_at(queue, name, true); !r)
+            return std::move(r).error();
+        ++removed;
+    }
+    return removed;
+}
+
 } // namespace mm

@@ -15,6 +15,7 @@
 #include <set>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <vector>
 
@@ -227,6 +228,106 @@ TEST_CASE("mbox: a busy dot-lock defers, a stale one is removed")
     REQUIRE(::utimensat(AT_FDCWD, t.file("bob.lock").c_str(), old, 0) == 0);
     CHECK(mbox(t, "bob", "x\n").kind == DeliveryStatus::delivered);
     CHECK(::access(t.file("bob.lock").c_str(), F_OK) != 0);
+}
+
+namespace {
+
+// A pid that certainly names no process: a child that has been reaped.
+pid_t dead_pid()
+{
+    pid_t pid = ::fork();
+    if (pid == 0)
+        ::_exit(0);
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    return pid;
+}
+
+ino_t inode_of(const std::string& path)
+{
+    struct stat st {};
+    REQUIRE(::stat(path.c_str(), &st) == 0);
+    return st.st_ino;
+}
+
+} // namespace
+
+TEST_CASE("mbox: a delivery killed mid-append leaves a fragment the next one cuts off")
+{
+    TempDir t;
+    const std::string before = "existing\n\n";
+    spit(t.file("bob"), before + "From root Fri Dec  4 13:46:14 2026\nEnvelope-to: <bob@exa");
+    spit(t.file("bob.lock"), std::to_string(dead_pid()) + " " + std::to_string(before.size()) + " "
+            + std::to_string(inode_of(t.file("bob"))) + "\n");
+    // Fresh (not aged): a dead writer's lock is broken at once.
+    REQUIRE(mbox(t, "bob", "x\n").kind == DeliveryStatus::delivered);
+    CHECK(slurp(t.file("bob")) == before + head + "x\n\n");
+    CHECK(::access(t.file("bob.lock").c_str(), F_OK) != 0);
+    for (const auto& entry : std::filesystem::directory_iterator(t.path()))
+        CHECK(entry.path().filename().string().find(".stale.") == std::string::npos);
+}
+
+TEST_CASE("mbox: a writer that is a zombie not yet reaped counts as dead")
+{
+    TempDir t;
+    const std::string before = "existing\n\n";
+    spit(t.file("bob"), before + "From root Fri Dec  4 13:46:14 2026\nSubject: ha");
+    pid_t zombie = ::fork();
+    if (zombie == 0)
+        ::_exit(0);
+    REQUIRE(zombie > 0);
+    siginfo_t info {};
+    REQUIRE(::waitid(P_PID, static_cast<id_t>(zombie), &info, WEXITED | WNOWAIT) == 0); // exited, not reaped
+    spit(t.file("bob.lock"), std::to_string(zombie) + " " + std::to_string(before.size()) + " "
+            + std::to_string(inode_of(t.file("bob"))) + "\n");
+    DeliveryStatus s = mbox(t, "bob", "x\n");
+    ::waitpid(zombie, nullptr, 0);
+    REQUIRE(s.kind == DeliveryStatus::delivered);
+    CHECK(slurp(t.file("bob")) == before + head + "x\n\n");
+}
+
+TEST_CASE("mbox: a fragment that cannot be cut is kept apart, never glued to the next message")
+{
+    const std::string before = "existing\n\nFrom x Fri Dec  4 13:46:14 2026\nSubject: half";
+    SECTION("the dead writer's lock holds only its pid")
+    {
+        TempDir t;
+        spit(t.file("bob"), before);
+        spit(t.file("bob.lock"), std::to_string(dead_pid()) + "\n");
+        REQUIRE(mbox(t, "bob", "x\n").kind == DeliveryStatus::delivered);
+        CHECK(slurp(t.file("bob")) == before + "\n\n" + head + "x\n\n");
+    }
+    SECTION("the record names another mailbox file (replaced since)")
+    {
+        TempDir t;
+        spit(t.file("bob"), before);
+        spit(t.file("bob.lock"), std::to_string(dead_pid()) + " 10 " + std::to_string(inode_of(t.file("bob")) + 1)
+                + "\n");
+        REQUIRE(mbox(t, "bob", "x\n").kind == DeliveryStatus::delivered);
+        CHECK(slurp(t.file("bob")) == before + "\n\n" + head + "x\n\n");
+    }
+    SECTION("no lock at all; a mailbox ending in one line end gets one more")
+    {
+        TempDir t;
+        spit(t.file("bob"), "existing\n");
+        REQUIRE(mbox(t, "bob", "x\n").kind == DeliveryStatus::delivered);
+        CHECK(slurp(t.file("bob")) == "existing\n\n" + head + "x\n\n");
+    }
+}
+
+TEST_CASE("mbox: a live writer's lock is never broken early, nor its append cut")
+{
+    TempDir t;
+    const std::string before = "existing\n\n";
+    spit(t.file("bob"), before + "A: 1\n\nwritten by the live writer\n\n");
+    // This process is alive: its lock waits for stale_lock like anyone's.
+    spit(t.file("bob.lock"), std::to_string(::getpid()) + " " + std::to_string(before.size()) + " "
+            + std::to_string(inode_of(t.file("bob"))) + "\n");
+    CHECK(mbox(t, "bob", "x\n").kind == DeliveryStatus::deferred);
+    struct timespec old[2] { { when, 0 }, { when, 0 } };
+    REQUIRE(::utimensat(AT_FDCWD, t.file("bob.lock").c_str(), old, 0) == 0);
+    REQUIRE(mbox(t, "bob", "x\n").kind == DeliveryStatus::delivered);
+    CHECK(slurp(t.file("bob")) == before + "A: 1\n\nwritten by the live writer\n\n" + head + "x\n\n");
 }
 
 TEST_CASE("mbox: a planted dot-lock symlink is a lock, never followed")

@@ -400,6 +400,19 @@ TEST_CASE("clean_tmp removes leftovers")
     CHECK(s.count("tmp") == 1); // directories are left alone
 }
 
+TEST_CASE("clean_state_leftovers removes a killed qmgr's half-written state files only")
+{
+    SpoolDir s;
+    s.write("queue", "1700000000.0123456789abcdef", "message");
+    s.write("queue", "1700000000.0123456789abcdef.st", "state");
+    s.write("queue", "1700000000.0123456789abcdef.st.4242.tmp", "half a state");
+    auto n = s.spool().clean_state_leftovers();
+    REQUIRE(n);
+    CHECK(*n == 1);
+    CHECK(s.count("queue") == 2);
+    CHECK(::access(s.path("queue", "1700000000.0123456789abcdef.st").c_str(), F_OK) == 0);
+}
+
 TEST_CASE("spool directories are created with their modes")
 {
     SpoolDir s;

@@ -143,6 +143,10 @@ public:
     Result<std::size_t> clean_tmp(std::chrono::seconds min_age = std::chrono::seconds(0)) const;
 
     // --- qmgr ---
+    // Removes state files a killed qmgr left half-written (queue/*.tmp: the
+    // rename that would have published them never happened). Only the one
+    // qmgr of the instance calls this, when it starts; returns how many.
+    Result<std::size_t> clean_state_leftovers() const;
     // Moves new/ID to queue/ID, without an fsync: if a crash undoes the
     // move, the message is claimed again from new/.
     Result<void> claim_for_delivery(const QueueId& id) const;
