@@ -4,6 +4,8 @@
 
 #include "mm/recipient.hh"
 
+#include <cerrno>
+
 namespace mm {
 
 namespace {
@@ -47,13 +49,19 @@ Result<std::vector<protocol::ListedMessage>> read_queue_listing(
         return std::move(listing).error();
     std::vector<protocol::ListedMessage> out;
     for (const QueueEntry& entry : listing->messages) {
+        bool has_state = entry.has_state;
         auto m = spool.read_envelope(entry.id, entry.area);
+        if (!m && entry.area == SpoolArea::incoming && m.error().sys_errno() == ENOENT) {
+            // qmgr claimed it (new/ to queue/) since the directory was read.
+            m = spool.read_envelope(entry.id, SpoolArea::queue);
+            has_state = true; // qmgr may have written one already
+        }
         if (!m || !may_list(viewer, m->envelope))
             continue;
         std::size_t n = m->envelope.recipients.size();
         DeliveryState state = DeliveryState::all_pending(n);
-        if (entry.has_state) {
-            auto st = spool.read_state(entry.id, n);
+        if (has_state) {
+            auto st = spool.read_state(entry.id, n); // none yet: all pending
             if (!st)
                 continue;
             state = std::move(st).value();
