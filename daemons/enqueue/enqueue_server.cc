@@ -192,7 +192,12 @@ private:
         std::optional<uid_t> owner;
         if (started_.private_instance)
             owner = started_.instance_uid;
-        Caller caller = identify_caller(uid, owner);
+        Caller caller;
+        caller.uid = uid;
+        // A network client's message (smtp-listener) owes nothing to who
+        // relayed it: no passwd or group lookup for it.
+        if (!request.smtp || request.smtp->peer_address.empty())
+            caller = identify_caller(uid, owner);
         caller.privileged = caller.privileged || uid == queue_uid_;
         return local_submission(request, caller, config_);
     }
