@@ -30,6 +30,14 @@ inline constexpr std::size_t smtp_connections_per_client = 20; // per address, c
 inline constexpr std::size_t smtp_connections_hard = 100000; // whatever the config says
 inline constexpr int smtp_overload_timeout_seconds = 10;     // Postfix: smtpd_timeout under stress
 inline constexpr std::size_t smtp_read_chunk = 16 * 1024;    // bytes read from a client at once
+// The SMTP client reads servers' replies as hostile: a line may run to
+// reply_line_accepted octets (real servers exceed 512 in EHLO), a reply to
+// reply_lines lines and reply_bytes in all; beyond, the session is dropped.
+inline constexpr std::size_t reply_line_accepted = 4096;
+inline constexpr std::size_t reply_lines = 128;
+inline constexpr std::size_t reply_bytes = 64 * 1024;
+// Output lines are cut at 998 octets plus CRLF (RFC 5322 §2.1.1).
+inline constexpr std::size_t output_line = 998;
 // Local parts longer than RFC 5321's 64 exist in the wild (86-octet Google
 // addresses); accept up to this many, refuse beyond (user-needs A6).
 inline constexpr std::size_t local_part_accepted = 128;
@@ -40,6 +48,8 @@ inline constexpr std::size_t comment_depth = 32;  // nesting of RFC 5322 comment
 
 // Messages (RFC 5322, Postfix defaults).
 inline constexpr std::size_t header_section = 100 * 1024;          // header_size_limit 102400
+// After a route's address rewriting (ours: room for the replacements).
+inline constexpr std::size_t rewritten_header_section = 2 * header_section;
 inline constexpr std::size_t received_hops = 50;                   // hopcount_limit
 inline constexpr std::uint64_t message_size_default = 32u << 20;   // 32 MiB when max_msg_size = 0
 inline constexpr std::uint64_t message_size_hard = 1u << 30;       // 1 GiB, whatever the config says
