@@ -10,6 +10,7 @@
 #include "mm/message.hh"
 #include "mm/recipient.hh"
 
+#include <algorithm>
 #include <array>
 #include <fnmatch.h>
 #include <optional>
