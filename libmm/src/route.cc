@@ -61,8 +61,13 @@ void set_auth_name(RouteBuilder& b, const Setting& s)
         b.config.auth_name = AuthMechanism::login;
     else if (equals_nocase(s.value, "plain"))
         b.config.auth_name = AuthMechanism::plain;
+    else if (equals_nocase(s.value, "xoauth2"))
+        b.config.auth_name = AuthMechanism::xoauth2;
+    else if (equals_nocase(s.value, "oauthbearer"))
+        b.config.auth_name = AuthMechanism::oauthbearer;
     else
-        s.error("unknown mechanism " + in_quotes(s.value) + " (use cram-md5, login or plain)");
+        s.error("unknown mechanism " + in_quotes(s.value)
+            + " (use cram-md5, login, plain, xoauth2 or oauthbearer)");
 }
 
 void set_tls(RouteBuilder& b, const Setting& s)
@@ -175,6 +180,7 @@ constexpr auto route_rules = std::to_array<Rule>({
     { "auth_secret", assign<string_value, &RouteConfig::auth_secret> },
     { "auth_secret_file", assign<absolute_path_value, &RouteConfig::auth_secret_file> },
     { "auth_secret_command", assign<command_value, &RouteConfig::auth_secret_command> },
+    { "auth_plaintext", assign<bool_value, &RouteConfig::auth_plaintext> },
     { "wrapper", assign<command_value, &RouteConfig::wrapper> },
     { "pipe", assign<command_value, &RouteConfig::pipe> },
     { "pipe_fromline", assign<bool_value, &RouteConfig::pipe_fromline> },
@@ -254,6 +260,11 @@ void check_whole_route(RouteBuilder& b, std::string_view file, Diagnostics& diag
             file, 0, "only one of 'auth_secret', 'auth_secret_file' and 'auth_secret_command' may be set");
     if (c.auth_login.has_value() != (secret_sources > 0))
         diag.warning(file, 0, "AUTH needs both 'auth_login' and a secret; AUTH is not used");
+    if (c.auth_name && (*c.auth_name == AuthMechanism::xoauth2 || *c.auth_name == AuthMechanism::oauthbearer)
+        && !c.auth_secret_command)
+        diag.warning(file, 0, "an OAuth2 access token expires: let 'auth_secret_command' fetch a fresh one");
+    if (c.auth_plaintext && c.tls == TlsMode::none && secret_sources > 0 && c.auth_login)
+        diag.warning(file, 0, "'auth_plaintext' with 'tls = none': the password goes over the network in clear text");
     if (c.pipe && (c.mail_host || c.wrapper))
         diag.warning(file, 0, "'pipe' is set: 'mail_host' and 'wrapper' are not used");
 }

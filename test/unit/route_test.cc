@@ -108,6 +108,30 @@ TEST_CASE("every typed route option")
     CHECK(p.diag.entries().empty());
 }
 
+TEST_CASE("auth_plaintext and the OAuth2 mechanisms")
+{
+    Parsed p = parse("auth_name = XOAUTH2\nauth_login = joe@example.com\n"
+                     "auth_secret_command = \"/usr/local/bin/token joe\"\nauth_plaintext = yes\n");
+    REQUIRE(p.route);
+    CHECK(*p.route->auth_name == AuthMechanism::xoauth2);
+    CHECK(p.route->auth_plaintext);
+    CHECK(p.messages().empty());
+    CHECK_FALSE(parse("").route->auth_plaintext);
+
+    p = parse("auth_name = oauthbearer\nauth_login = joe\nauth_secret = token\n");
+    REQUIRE(p.route);
+    CHECK(*p.route->auth_name == AuthMechanism::oauthbearer);
+    CHECK_THAT(p.messages(), Catch::Contains("auth_secret_command"));
+
+    p = parse("tls = none\nauth_plaintext = true\nauth_login = joe\nauth_secret = pw\n");
+    REQUIRE(p.route);
+    CHECK_THAT(p.messages(), Catch::Contains("clear text"));
+
+    p = parse("auth_name = gssapi\n");
+    CHECK_FALSE(p.route);
+    CHECK_THAT(p.messages(), Catch::Contains("xoauth2"));
+}
+
 TEST_CASE("route TLS default follows the port and the wrapper")
 {
     CHECK(parse("mail_host = smtp.example:465\n").route->tls == TlsMode::implicit);

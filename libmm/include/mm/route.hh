@@ -17,7 +17,9 @@
 namespace mm::config {
 
 enum class ResolveMethod { dns_mx, byname };
-enum class AuthMechanism { cram_md5, login, plain };
+// xoauth2 and oauthbearer send an OAuth2 access token (the secret) instead
+// of a password; only when the route names them.
+enum class AuthMechanism { cram_md5, login, plain, xoauth2, oauthbearer };
 // none: clear text only. opportunistic: STARTTLS when the server offers it.
 // starttls: STARTTLS required (never falls back to clear text).
 // implicit: TLS from the first byte (SMTPS, port 465).
@@ -51,6 +53,7 @@ struct RouteConfig {
     std::optional<std::string> auth_secret;
     std::optional<std::string> auth_secret_file; // first line of the file
     std::optional<Command> auth_secret_command; // first line of its output
+    bool auth_plaintext = false; // credentials may go over a connection without TLS
 
     std::optional<Command> wrapper; // speak SMTP over this command's stdin/stdout
     std::optional<Command> pipe; // pipe transport instead of SMTP
