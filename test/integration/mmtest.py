@@ -3,6 +3,7 @@
 instances under a temporary folder, free loopback ports, and a unittest
 runner that prints TAP so meson counts each test."""
 
+import fcntl
 import json
 import os
 import re
@@ -189,10 +190,16 @@ class Instance:
             return ""
 
     def read_mbox(self, user):
-        """The bytes of mail_dir/USER (b"" when absent)."""
+        """The bytes of mail_dir/USER (b"" when absent), read under a shared
+        fcntl lock as a mail reader would: local-deliver holds the write lock
+        until its append is complete and fsynced, so no half message is seen."""
         try:
             with open(self.path("mail", user), "rb") as f:
-                return f.read()
+                fcntl.lockf(f, fcntl.LOCK_SH)
+                try:
+                    return f.read()
+                finally:
+                    fcntl.lockf(f, fcntl.LOCK_UN)
         except FileNotFoundError:
             return b""
 
