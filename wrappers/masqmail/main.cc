@@ -6,6 +6,7 @@
 #include "cli.hh"
 #include "context.hh"
 #include "daemon_modes.hh"
+#include "explain.hh"
 #include "mm/config_check.hh"
 #include "mm/log.hh"
 #include "mm/paths.hh"
@@ -77,6 +78,7 @@ int run(const mm::frontend::Context& ctx)
     case Mode::queue_run: return mm::frontend::run_queue(ctx);
     case Mode::rebuild_aliases: return mm::frontend::check_aliases(ctx);
     case Mode::smtp_stdio: return mm::frontend::smtp_on_stdio(ctx);
+    case Mode::explain: return mm::frontend::explain_address(ctx);
     default: return not_yet(ctx.invocation.mode);
     }
 }
