@@ -106,13 +106,22 @@ std::string route_refusal(const config::RouteConfig& route, const MessageFacts& 
 
 std::optional<std::string> query_online(const config::Command& query, std::chrono::milliseconds timeout, std::string* why)
 {
+    std::optional<std::string> name = first_output_line(query, timeout, why);
+    if (!name && why != nullptr)
+        *why += ": offline";
+    return name;
+}
+
+std::optional<std::string> first_output_line(
+    const config::Command& query, std::chrono::milliseconds timeout, std::string* why)
+{
     auto offline = [&](std::string reason) -> std::optional<std::string> {
         if (why != nullptr)
             *why = std::move(reason);
         return std::nullopt;
     };
     if (query.argv.empty() || query.argv.front().empty() || query.argv.front()[0] != '/')
-        return offline("online_query is not an absolute command");
+        return offline("the command is not an absolute path");
     int out[2];
     if (::pipe2(out, O_CLOEXEC) != 0)
         return offline(std::string("pipe: ") + std::strerror(errno));
@@ -192,7 +201,7 @@ std::optional<std::string> query_online(const config::Command& query, std::chron
         ++first;
     line.erase(0, first);
     if (line.empty())
-        return offline(query.argv.front() + " printed nothing: offline");
+        return offline(query.argv.front() + " printed nothing");
     for (char c : line)
         if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f)
             return offline(query.argv.front() + " printed a name with control characters");

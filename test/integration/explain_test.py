@@ -39,7 +39,7 @@ class Explain(unittest.TestCase):
     def test_offline_only_permanent_routes(self):
         out = self.explain("team", "-f", "joe")
         self.assertIn("team@test.example -> bob@test.example\n  local: mbox " + self.inst.path("mail", "bob"), out)
-        self.assertIn("offline: /bin/cat printed nothing: offline", out)
+        self.assertIn("/bin/cat printed nothing: offline (online_query)", out)
         self.assertIn(f"<carol@lan.example>:\n  route {self.lan}: smarthost 192.0.2.1:25, TLS none", out)
         self.assertIn("<friend@example.org>:\n", out)
         self.assertIn("no route takes it now: it stays queued", out)

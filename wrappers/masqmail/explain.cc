@@ -141,7 +141,7 @@ int explain_address(const Context& ctx)
         if (connection)
             std::printf("online: %s (online_query says so)\n", connection->c_str());
         else
-            std::printf("offline: %s\n", why.c_str());
+            std::printf("%s (online_query)\n", why.c_str());
     } else {
         std::printf("online_query is not set: only the permanent routes are used\n");
     }

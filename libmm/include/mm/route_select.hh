@@ -58,10 +58,15 @@ std::vector<RouteOffer> offer_routes(const std::vector<config::RouteConfig>& rou
 std::string route_refusal(const config::RouteConfig& route, const MessageFacts& message, const Address& recipient,
     bool caseless_local);
 
-// Runs online_query (argv, no shell, empty environment but PATH, stdin
-// /dev/null) for at most `timeout`; its first output line, trimmed, names
-// the connection. Empty output, a failure, a non-zero exit or the timeout
-// mean offline (nullopt); `why` says which.
+// Runs a command from the configuration (argv, no shell, empty environment
+// but PATH, stdin and stderr /dev/null, its own process group) for at most
+// `timeout` and returns the first line of its output, trimmed of blanks.
+// Empty output, a failure, a non-zero exit, control characters or the
+// timeout give nullopt, and `why` says which.
+std::optional<std::string> first_output_line(
+    const config::Command& command, std::chrono::milliseconds timeout, std::string* why);
+
+// online_query: the first line names the connection; nullopt means offline.
 std::optional<std::string> query_online(const config::Command& query, std::chrono::milliseconds timeout, std::string* why);
 
 } // namespace mm
