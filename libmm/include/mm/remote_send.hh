@@ -1,0 +1,58 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+// One connection's work for remote-deliver: reach the route's smarthost (its
+// addresses in order, IPv6 and IPv4, each within a timeout; never through
+// MX) or start its wrapper, TLS as the route says, then every message of the
+// batch over that one connection, each rewritten for the route. Blocking,
+// bounded by deadlines; runs in a worker process that holds the route's
+// secrets and no spool access. Linked by remote-deliver.
+#pragma once
+
+#include "mm/address.hh"
+#include "mm/config.hh"
+#include "mm/fd.hh"
+#include "mm/route.hh"
+#include "mm/smtp_client.hh"
+
+#include <chrono>
+#include <string>
+#include <sys/types.h>
+#include <vector>
+
+namespace mm {
+
+// Connects to `host` (a name from /etc/hosts or DNS A/AAAA, or an address
+// literal) on `port`: each address in getaddrinfo's order (RFC 6724), each
+// for at most `timeout`. Refused, unreachable and timed-out addresses are
+// skipped; if none answers the error is temporary and names them all.
+// `used` gets "ADDRESS:PORT" (IPv6 in brackets).
+Result<Fd> connect_host(const std::string& host, std::uint16_t port, std::chrono::milliseconds timeout,
+    std::string* used);
+
+// Starts the route's wrapper (argv, no shell, environment PATH only) with a
+// socketpair end as its stdin and stdout and stderr to /dev/null; the other
+// end is returned. `child` gets its pid (the caller reaps it).
+Result<Fd> spawn_wrapper(const config::Command& wrapper, pid_t* child);
+
+struct SendItem {
+    std::string queue_id; // for logs
+    Address return_path;
+    std::vector<Address> recipients;
+    std::string content; // canonical (LF line ends) as stored
+    bool eight_bit_mime = false;
+};
+
+struct SendReport {
+    std::vector<smtp::MessageOutcome> outcomes; // one per item, one outcome per recipient
+    std::string server; // "smtp.example.net[192.0.2.1:587]" or "wrapper ..."
+    std::string tls; // "TLSv1.3 TLS_AES_256_GCM_SHA384", "" without TLS
+    std::string auth; // the AUTH mechanism used, "" without
+};
+
+// Sends the batch over `route` to its mail_host. A failure to connect, to
+// start TLS or to log in defers every recipient (fails them with
+// connect_error_fail for connection errors, as masqmail); a 5xx greeting
+// fails them. Messages after a lost connection are deferred untouched.
+SendReport send_via_route(const config::RouteConfig& route, const config::MainConfig& main,
+    const std::vector<SendItem>& items, std::chrono::milliseconds connect_timeout = std::chrono::seconds(30));
+
+} // namespace mm

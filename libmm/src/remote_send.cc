@@ -1,0 +1,235 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+// One connection's work for remote-deliver (mm/remote_send.hh).
+#include "mm/remote_send.hh"
+
+#include "mm/remote_route.hh"
+#include "mm/route_rewrite.hh"
+#include "mm/tls_client.hh"
+
+#include <arpa/inet.h>
+#include <cerrno>
+#include <csignal>
+#include <cstring>
+#include <fcntl.h>
+#include <netdb.h>
+#include <poll.h>
+#include <spawn.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+namespace mm {
+
+namespace {
+
+std::string address_text(const sockaddr* sa, std::uint16_t port)
+{
+    char host[INET6_ADDRSTRLEN] = "?";
+    if (sa->sa_family == AF_INET)
+        ::inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in*>(sa)->sin_addr, host, sizeof host);
+    else if (sa->sa_family == AF_INET6)
+        ::inet_ntop(AF_INET6, &reinterpret_cast<const sockaddr_in6*>(sa)->sin6_addr, host, sizeof host);
+    std::string h = host;
+    return (sa->sa_family == AF_INET6 ? "[" + h + "]" : h) + ":" + std::to_string(port);
+}
+
+// One non-blocking connect, finished within `timeout`.
+Result<Fd> connect_one(const addrinfo* ai, std::chrono::milliseconds timeout)
+{
+    Fd fd(::socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+    if (!fd.valid())
+        return Error::from_errno("socket", errno);
+    if (::connect(fd.get(), ai->ai_addr, ai->ai_addrlen) == 0)
+        return fd;
+    if (errno != EINPROGRESS)
+        return Error::from_errno("connect", errno);
+    pollfd p { fd.get(), POLLOUT, 0 };
+    int n;
+    do
+        n = ::poll(&p, 1, static_cast<int>(timeout.count()));
+    while (n < 0 && errno == EINTR);
+    if (n == 0)
+        return Error::temporary("connect: timed out");
+    int err = 0;
+    socklen_t len = sizeof err;
+    if (::getsockopt(fd.get(), SOL_SOCKET, SO_ERROR, &err, &len) != 0)
+        err = errno;
+    if (err != 0)
+        return Error::from_errno("connect", err);
+    return fd;
+}
+
+smtp::MessageOutcome all_of(const SendItem& item, const smtp::RecipientOutcome& outcome)
+{
+    smtp::MessageOutcome out;
+    out.recipients.assign(item.recipients.size(), outcome);
+    out.connection_usable = false;
+    return out;
+}
+
+SendReport fail_all(const std::vector<SendItem>& items, SendReport report, const Error& error)
+{
+    smtp::RecipientOutcome outcome = smtp::outcome_of(error);
+    for (const SendItem& item : items)
+        report.outcomes.push_back(all_of(item, outcome));
+    return report;
+}
+
+} // namespace
+
+Result<Fd> connect_host(const std::string& host, std::uint16_t port, std::chrono::milliseconds timeout,
+    std::string* used)
+{
+    addrinfo hints {};
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_ADDRCONFIG;
+    addrinfo* list = nullptr;
+    std::string service = std::to_string(port);
+    int r = ::getaddrinfo(host.c_str(), service.c_str(), &hints, &list);
+    if (r != 0)
+        return Error::temporary("cannot resolve " + host + ": " + ::gai_strerror(r)).status_as("4.4.3");
+    std::string failures;
+    for (const addrinfo* ai = list; ai != nullptr; ai = ai->ai_next) {
+        auto fd = connect_one(ai, timeout);
+        std::string where = address_text(ai->ai_addr, port);
+        if (fd) {
+            if (used != nullptr)
+                *used = where;
+            ::freeaddrinfo(list);
+            return fd;
+        }
+        failures += (failures.empty() ? "" : "; ") + where + ": " + fd.error().message();
+    }
+    ::freeaddrinfo(list);
+    return Error::temporary("cannot connect to " + host + " (" + failures + ")").status_as("4.4.1");
+}
+
+Result<Fd> spawn_wrapper(const config::Command& wrapper, pid_t* child)
+{
+    if (wrapper.argv.empty() || wrapper.argv.front().empty() || wrapper.argv.front()[0] != '/')
+        return Error::temporary("the wrapper is not an absolute command");
+    int sv[2];
+    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
+        return Error::from_errno("socketpair", errno);
+    Fd ours(sv[0]), theirs(sv[1]);
+    Fd null(::open("/dev/null", O_WRONLY | O_CLOEXEC));
+    posix_spawn_file_actions_t fa;
+    posix_spawnattr_t attr;
+    ::posix_spawn_file_actions_init(&fa);
+    ::posix_spawnattr_init(&attr);
+    ::posix_spawn_file_actions_adddup2(&fa, theirs.get(), 0);
+    ::posix_spawn_file_actions_adddup2(&fa, theirs.get(), 1);
+    if (null.valid())
+        ::posix_spawn_file_actions_adddup2(&fa, null.get(), 2);
+    sigset_t none, all;
+    sigemptyset(&none);
+    sigfillset(&all);
+    ::posix_spawnattr_setsigmask(&attr, &none);
+    ::posix_spawnattr_setsigdefault(&attr, &all);
+    ::posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+    std::vector<char*> argv;
+    for (const std::string& a : wrapper.argv)
+        argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    char path_var[] = "PATH=/usr/local/bin:/usr/bin:/bin";
+    char* envp[] = { path_var, nullptr };
+    pid_t pid = -1;
+    int r = ::posix_spawn(&pid, argv[0], &fa, &attr, argv.data(), envp);
+    ::posix_spawn_file_actions_destroy(&fa);
+    ::posix_spawnattr_destroy(&attr);
+    if (r != 0)
+        return Error::temporary("cannot start the wrapper " + wrapper.argv.front() + ": " + std::strerror(r));
+    if (child != nullptr)
+        *child = pid;
+    return ours;
+}
+
+SendReport send_via_route(const config::RouteConfig& route, const config::MainConfig& main,
+    const std::vector<SendItem>& items, std::chrono::milliseconds connect_timeout)
+{
+    SendReport report;
+    if (!route.mail_host && !route.wrapper)
+        return fail_all(items, report, Error::temporary("direct MX delivery is not in this build yet"));
+    std::string host = route.mail_host ? route.mail_host->host : std::string("localhost");
+    std::uint16_t port = route.mail_host ? route.mail_host->port : 25;
+    pid_t wrapper_pid = -1;
+    std::string used;
+    Result<Fd> sock = route.wrapper ? spawn_wrapper(*route.wrapper, &wrapper_pid)
+                                    : connect_host(host, port, connect_timeout, &used);
+    report.server = route.wrapper ? "wrapper " + route.wrapper->text : host + "[" + used + "]";
+    auto reap = [&] {
+        if (wrapper_pid > 0) {
+            ::kill(wrapper_pid, SIGTERM);
+            while (::waitpid(wrapper_pid, nullptr, 0) < 0 && errno == EINTR) {
+            }
+        }
+    };
+    if (!sock) {
+        Error e = sock.error();
+        if (route.connect_error_fail)
+            e = Error::permanent(e.message()).status_as("5.4.4");
+        return fail_all(items, report, e);
+    }
+    auto tls = tls_options(route, host);
+    if (!tls) {
+        reap();
+        return fail_all(items, report, tls.error());
+    }
+    smtp::TlsTransport transport(sock->get(), *tls);
+    if (implicit_tls(route))
+        if (auto r = transport.start_tls(std::chrono::minutes(5)); !r) {
+            reap();
+            return fail_all(items, report, Error::temporary(host + ": TLS: " + r.error().message()).status_as("4.7.0"));
+        }
+    smtp::ClientOptions options = client_options(route, main, host + ":" + std::to_string(port));
+    auto credentials = route_credentials(route);
+    if (!credentials) {
+        reap();
+        return fail_all(items, report, credentials.error());
+    }
+    options.credentials = *credentials;
+    smtp::ClientSession session(transport, options);
+    if (auto opened = session.open(); !opened) {
+        session.quit();
+        reap();
+        return fail_all(items, report, opened.error());
+    }
+    report.tls = transport.description();
+    report.auth = session.authenticated_with();
+    bool usable = true;
+    for (const SendItem& item : items) {
+        if (!usable) {
+            report.outcomes.push_back(all_of(item, { smtp::RecipientOutcome::Kind::deferred,
+                "not sent: the connection was lost before this message", "4.4.2" }));
+            continue;
+        }
+        auto copy = rewrite_for_route(route, main, item.content, item.return_path);
+        if (!copy) {
+            report.outcomes.push_back(all_of(item, smtp::outcome_of(copy.error())));
+            report.outcomes.back().connection_usable = true;
+            continue;
+        }
+        smtp::OutgoingMessage m;
+        m.return_path = copy->return_path.is_null() ? "" : copy->return_path.str();
+        for (const Address& r : item.recipients)
+            m.recipients.push_back(r.str());
+        m.size = smtp::DataEncoder::wire_size(copy->message);
+        m.eight_bit_mime = item.eight_bit_mime;
+        const std::string& text = copy->message;
+        std::size_t at = 0;
+        m.next_chunk = [&text, &at](std::string& out) -> Result<bool> {
+            std::size_t n = std::min<std::size_t>(64 * 1024, text.size() - at);
+            out.append(text, at, n);
+            at += n;
+            return at < text.size();
+        };
+        report.outcomes.push_back(session.send(m));
+        usable = report.outcomes.back().connection_usable;
+    }
+    session.quit();
+    reap();
+    return report;
+}
+
+} // namespace mm
