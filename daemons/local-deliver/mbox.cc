@@ -13,7 +13,9 @@
 #include <cerrno>
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <ctime>
 #include <optional>
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -52,6 +54,9 @@ struct LockRecord {
     pid_t pid = 0;
     std::optional<off_t> size;
     ino_t mailbox_inode = 0;
+    // When the lock was broken (the coarse clock file times come from): a
+    // mailbox written since then was written by someone alive.
+    struct timespec broken {};
 };
 
 std::optional<LockRecord> parse_lock_record(std::string_view text)
@@ -89,8 +94,22 @@ bool process_gone(pid_t pid)
         return false;
     std::string_view line(text, static_cast<std::size_t>(n));
     std::size_t paren = line.rfind(')'); // the command name may hold anything
-    return paren != std::string_view::npos && paren + 2 < line.size()
-        && (line[paren + 2] == 'Z' || line[paren + 2] == 'X');
+    if (paren == std::string_view::npos || paren + 2 >= line.size())
+        return false;
+    char state = line[paren + 2];
+    if (state == 'Z' || state == 'X')
+        return true;
+    // Killed and on its way out (a big address space takes a while to tear
+    // down): the kernel has set PF_EXITING (0x4) in the flags, field 9.
+    std::string_view rest = line.substr(paren + 2);
+    for (int field = 3; field < 9; ++field) {
+        std::size_t space = rest.find(' ');
+        if (space == std::string_view::npos)
+            return false;
+        rest.remove_prefix(space + 1);
+    }
+    unsigned long flags = std::strtoul(std::string(rest.substr(0, rest.find(' '))).c_str(), nullptr, 10);
+    return (flags & 0x4) != 0;
 }
 
 // The dot-lock NAME.lock, removed when released or destroyed (only if it is
@@ -177,8 +196,10 @@ bool DotLock::remove_if_stale(const MboxOptions& options)
     bool same = ::fstatat(dir_.get(), aside.c_str(), &moved, AT_SYMLINK_NOFOLLOW) == 0
         && moved.st_dev == st.st_dev && moved.st_ino == st.st_ino;
     (void)unlink_at(dir_, aside, true);
-    if (same && dead && record->size)
+    if (same && dead && record->size) {
         dead_writer_ = record;
+        ::clock_gettime(CLOCK_REALTIME_COARSE, &dead_writer_->broken);
+    }
     return true;
 }
 
@@ -195,6 +216,9 @@ Result<void> DotLock::take(const MboxOptions& options, Clock::time_point deadlin
             return ok();
         }
         int err = errno;
+        // A dead writer's record is ours only if our lock follows its break
+        // at once: someone else got in between, and may have appended since.
+        dead_writer_.reset();
         if (err == EACCES || err == EPERM || err == EROFS)
             return ok(); // no dot-lock possible here: fcntl alone
         if (err != EEXIST && err != EINTR)
@@ -337,6 +361,10 @@ Result<off_t> cut_dead_writers_fragment(
     struct stat st {};
     if (!record || !record->size || *record->size >= size || ::fstat(fd.get(), &st) != 0
         || st.st_ino != record->mailbox_inode)
+        return size;
+    // Written at or after the break: not (only) the dead writer's work.
+    if (st.st_mtim.tv_sec > record->broken.tv_sec
+        || (st.st_mtim.tv_sec == record->broken.tv_sec && st.st_mtim.tv_nsec >= record->broken.tv_nsec))
         return size;
     if (::ftruncate(fd.get(), *record->size) != 0 || ::fsync(fd.get()) != 0)
         return Error::from_errno("cut back " + shown + " after an interrupted delivery", errno);

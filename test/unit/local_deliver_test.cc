@@ -243,6 +243,13 @@ pid_t dead_pid()
     return pid;
 }
 
+// Sets a file's times to the past, as a dead writer's last write would be.
+void age(const std::string& path)
+{
+    struct timespec old[2] { { when, 0 }, { when, 0 } };
+    REQUIRE(::utimensat(AT_FDCWD, path.c_str(), old, 0) == 0);
+}
+
 ino_t inode_of(const std::string& path)
 {
     struct stat st {};
@@ -257,6 +264,7 @@ TEST_CASE("mbox: a delivery killed mid-append leaves a fragment the next one cut
     TempDir t;
     const std::string before = "existing\n\n";
     spit(t.file("bob"), before + "From root Fri Dec  4 13:46:14 2026\nEnvelope-to: <bob@exa");
+    age(t.file("bob")); // last written by the dead writer, before the break
     spit(t.file("bob.lock"), std::to_string(dead_pid()) + " " + std::to_string(before.size()) + " "
             + std::to_string(inode_of(t.file("bob"))) + "\n");
     // Fresh (not aged): a dead writer's lock is broken at once.
@@ -272,6 +280,7 @@ TEST_CASE("mbox: a writer that is a zombie not yet reaped counts as dead")
     TempDir t;
     const std::string before = "existing\n\n";
     spit(t.file("bob"), before + "From root Fri Dec  4 13:46:14 2026\nSubject: ha");
+    age(t.file("bob"));
     pid_t zombie = ::fork();
     if (zombie == 0)
         ::_exit(0);
@@ -284,6 +293,21 @@ TEST_CASE("mbox: a writer that is a zombie not yet reaped counts as dead")
     ::waitpid(zombie, nullptr, 0);
     REQUIRE(s.kind == DeliveryStatus::delivered);
     CHECK(slurp(t.file("bob")) == before + head + "x\n\n");
+}
+
+TEST_CASE("mbox: a mailbox written after the dead writer's lock was broken is never cut")
+{
+    TempDir t;
+    const std::string before = "existing\n\n";
+    // Someone alive appended (the mailbox is newer than any break now).
+    const std::string appended = "From x Fri Dec  4 13:46:14 2026\nSubject: live\n\nbody\n\n";
+    spit(t.file("bob"), before + appended);
+    struct timespec future[2] { { std::time(nullptr) + 3600, 0 }, { std::time(nullptr) + 3600, 0 } };
+    REQUIRE(::utimensat(AT_FDCWD, t.file("bob").c_str(), future, 0) == 0);
+    spit(t.file("bob.lock"), std::to_string(dead_pid()) + " " + std::to_string(before.size()) + " "
+            + std::to_string(inode_of(t.file("bob"))) + "\n");
+    REQUIRE(mbox(t, "bob", "x\n").kind == DeliveryStatus::delivered);
+    CHECK(slurp(t.file("bob")) == before + appended + head + "x\n\n");
 }
 
 TEST_CASE("mbox: a fragment that cannot be cut is kept apart, never glued to the next message")
