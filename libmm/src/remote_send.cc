@@ -67,6 +67,29 @@ smtp::MessageOutcome all_of(const SendItem& item, const smtp::RecipientOutcome& 
     return out;
 }
 
+// do_correct_helo (masqmail §3.3): the name our end of the connection
+// resolves to (hosts file or DNS), or "[address]" when none; nullopt for a
+// socket that has no IP address (a wrapper's socketpair).
+std::optional<std::string> name_of_our_end(int fd)
+{
+    sockaddr_storage ss {};
+    socklen_t len = sizeof ss;
+    if (::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0
+        || (ss.ss_family != AF_INET && ss.ss_family != AF_INET6))
+        return std::nullopt;
+    char host[NI_MAXHOST];
+    if (::getnameinfo(reinterpret_cast<sockaddr*>(&ss), len, host, sizeof host, nullptr, 0, NI_NAMEREQD) == 0) {
+        std::string name = host;
+        bool clean = !name.empty() && name.size() <= 255
+            && name.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-") == std::string::npos;
+        if (clean)
+            return name;
+    }
+    if (::getnameinfo(reinterpret_cast<sockaddr*>(&ss), len, host, sizeof host, nullptr, 0, NI_NUMERICHOST) != 0)
+        return std::nullopt;
+    return std::string(ss.ss_family == AF_INET6 ? "[IPv6:" : "[") + host + "]";
+}
+
 SendReport fail_all(const std::vector<SendItem>& items, SendReport report, const Error& error)
 {
     smtp::RecipientOutcome outcome = smtp::outcome_of(error);
@@ -183,6 +206,9 @@ SendReport send_via_route(const config::RouteConfig& route, const config::MainCo
             return fail_all(items, report, Error::temporary(host + ": TLS: " + r.error().message()).status_as("4.7.0"));
         }
     smtp::ClientOptions options = client_options(route, main, host + ":" + std::to_string(port));
+    if (route.do_correct_helo)
+        if (std::optional<std::string> name = name_of_our_end(sock->get()))
+            options.helo_name = *name;
     auto credentials = route_credentials(route);
     if (!credentials) {
         reap();

@@ -151,6 +151,17 @@ class RouteSend(unittest.TestCase):
             self.assertEqual(sh.messages, [])
         self.assertEqual((out[0][0], out[0][1]), ("failed", "5.3.4"), out)
 
+    def test_helo_name_and_do_correct_helo(self):
+        with Smarthost() as sh:
+            self.send(sh, 'tls = none\nhelo_name = "out.example"\n')
+            self.assertEqual(sh.wait_for(1)[0].helo, "out.example")
+        with Smarthost() as sh:
+            self.send(sh, 'tls = none\nhelo_name = "out.example"\ndo_correct_helo = yes\n')
+            # Our end is 127.0.0.1: its name from /etc/hosts, or the literal.
+            helo = sh.wait_for(1)[0].helo
+            self.assertNotEqual(helo, "out.example")
+            self.assertTrue(helo == "[127.0.0.1]" or "localhost" in helo, helo)
+
     def test_refused_connection_defers_or_fails_with_connect_error_fail(self):
         port = mmtest.free_port()
 
