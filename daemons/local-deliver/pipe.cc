@@ -8,6 +8,7 @@
 
 #include "mm/fs.hh"
 #include "mm/limits.hh"
+#include "mm/spawn.hh"
 #include "mm/sysexits.hh"
 
 #include <cerrno>
@@ -15,7 +16,6 @@
 #include <cstring>
 #include <fcntl.h>
 #include <poll.h>
-#include <spawn.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <thread>
@@ -166,44 +166,6 @@ Result<std::pair<Fd, Fd>> make_pipe()
     return std::pair { std::move(ends[0]), std::move(ends[1]) };
 }
 
-// posix_spawn with stdin, stdout and stderr set, every other descriptor
-// closed, default signal handling and mask, and a process group of its own.
-int spawn(const PipeCommand& command, const std::vector<std::string>& env, int in_fd, int out_fd, pid_t& pid)
-{
-    std::vector<char*> argv;
-    for (const std::string& a : command.argv)
-        argv.push_back(const_cast<char*>(a.c_str()));
-    argv.push_back(nullptr);
-    std::vector<char*> envp;
-    for (const std::string& e : env)
-        envp.push_back(const_cast<char*>(e.c_str()));
-    envp.push_back(nullptr);
-
-    posix_spawn_file_actions_t fa;
-    posix_spawnattr_t attr;
-    ::posix_spawn_file_actions_init(&fa);
-    ::posix_spawnattr_init(&attr);
-    ::posix_spawn_file_actions_adddup2(&fa, in_fd, 0);
-    ::posix_spawn_file_actions_adddup2(&fa, out_fd, 1);
-    ::posix_spawn_file_actions_adddup2(&fa, out_fd, 2);
-    ::posix_spawn_file_actions_addclosefrom_np(&fa, 3);
-    sigset_t none;
-    sigset_t all;
-    sigemptyset(&none);
-    sigfillset(&all);
-    sigdelset(&all, SIGKILL);
-    sigdelset(&all, SIGSTOP);
-    ::posix_spawnattr_setsigmask(&attr, &none);
-    ::posix_spawnattr_setsigdefault(&attr, &all);
-    ::posix_spawnattr_setpgroup(&attr, 0);
-    ::posix_spawnattr_setflags(&attr,
-        static_cast<short>(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP));
-    int err = ::posix_spawn(&pid, argv[0], &fa, &attr, argv.data(), envp.data());
-    ::posix_spawn_file_actions_destroy(&fa);
-    ::posix_spawnattr_destroy(&attr);
-    return err;
-}
-
 Result<Child> start(const PipeCommand& command, const std::vector<std::string>& env)
 {
     Result<std::pair<Fd, Fd>> in = make_pipe();
@@ -213,7 +175,7 @@ Result<Child> start(const PipeCommand& command, const std::vector<std::string>& 
     if (!out)
         return std::move(out).error();
     Child child;
-    int err = spawn(command, env, in->first.get(), out->second.get(), child.pid);
+    int err = spawn_process(command.argv, env, in->first.get(), out->second.get(), out->second.get(), child.pid);
     if (err == EAGAIN || err == ENOMEM)
         return Error::from_errno("cannot start " + shown(command), err);
     if (err != 0)

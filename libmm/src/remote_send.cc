@@ -4,6 +4,7 @@
 
 #include "mm/remote_route.hh"
 #include "mm/route_rewrite.hh"
+#include "mm/spawn.hh"
 #include "mm/tls_client.hh"
 
 #include <arpa/inet.h>
@@ -13,7 +14,6 @@
 #include <fcntl.h>
 #include <netdb.h>
 #include <poll.h>
-#include <spawn.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -137,30 +137,10 @@ Result<Fd> spawn_wrapper(const config::Command& wrapper, pid_t* child)
         return Error::from_errno("socketpair", errno);
     Fd ours(sv[0]), theirs(sv[1]);
     Fd null(::open("/dev/null", O_WRONLY | O_CLOEXEC));
-    posix_spawn_file_actions_t fa;
-    posix_spawnattr_t attr;
-    ::posix_spawn_file_actions_init(&fa);
-    ::posix_spawnattr_init(&attr);
-    ::posix_spawn_file_actions_adddup2(&fa, theirs.get(), 0);
-    ::posix_spawn_file_actions_adddup2(&fa, theirs.get(), 1);
-    if (null.valid())
-        ::posix_spawn_file_actions_adddup2(&fa, null.get(), 2);
-    sigset_t none, all;
-    sigemptyset(&none);
-    sigfillset(&all);
-    ::posix_spawnattr_setsigmask(&attr, &none);
-    ::posix_spawnattr_setsigdefault(&attr, &all);
-    ::posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-    std::vector<char*> argv;
-    for (const std::string& a : wrapper.argv)
-        argv.push_back(const_cast<char*>(a.c_str()));
-    argv.push_back(nullptr);
-    char path_var[] = "PATH=/usr/local/bin:/usr/bin:/bin";
-    char* envp[] = { path_var, nullptr };
+    if (!null.valid())
+        return Error::from_errno("/dev/null", errno);
     pid_t pid = -1;
-    int r = ::posix_spawn(&pid, argv[0], &fa, &attr, argv.data(), envp);
-    ::posix_spawn_file_actions_destroy(&fa);
-    ::posix_spawnattr_destroy(&attr);
+    int r = spawn_process(wrapper.argv, { "PATH=/usr/local/bin:/usr/bin:/bin" }, theirs.get(), theirs.get(), null.get(), pid);
     if (r != 0)
         return Error::temporary("cannot start the wrapper " + wrapper.argv.front() + ": " + std::strerror(r));
     if (child != nullptr)

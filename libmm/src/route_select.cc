@@ -2,13 +2,15 @@
 // Route choice and online detection (mm/route_select.hh).
 #include "mm/route_select.hh"
 
+#include "mm/fd.hh"
+#include "mm/spawn.hh"
+
 #include <algorithm>
 #include <cerrno>
 #include <csignal>
 #include <cstring>
 #include <fcntl.h>
 #include <poll.h>
-#include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -125,33 +127,12 @@ std::optional<std::string> first_output_line(
     int out[2];
     if (::pipe2(out, O_CLOEXEC) != 0)
         return offline(std::string("pipe: ") + std::strerror(errno));
-    int null = ::open("/dev/null", O_RDWR | O_CLOEXEC);
-    posix_spawn_file_actions_t fa;
-    posix_spawnattr_t attr;
-    ::posix_spawn_file_actions_init(&fa);
-    ::posix_spawnattr_init(&attr);
-    ::posix_spawn_file_actions_adddup2(&fa, null, 0);
-    ::posix_spawn_file_actions_adddup2(&fa, out[1], 1);
-    ::posix_spawn_file_actions_adddup2(&fa, null, 2);
-    sigset_t none, all;
-    sigemptyset(&none);
-    sigfillset(&all);
-    ::posix_spawnattr_setsigmask(&attr, &none);
-    ::posix_spawnattr_setsigdefault(&attr, &all);
-    ::posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP);
-    std::vector<char*> argv;
-    for (const std::string& a : query.argv)
-        argv.push_back(const_cast<char*>(a.c_str()));
-    argv.push_back(nullptr);
-    char path_var[] = "PATH=/usr/local/bin:/usr/bin:/bin";
-    char* envp[] = { path_var, nullptr };
+    Fd null(::open("/dev/null", O_RDWR | O_CLOEXEC));
+    if (!null.valid())
+        return offline(std::string("/dev/null: ") + std::strerror(errno));
     pid_t pid = -1;
-    int spawned = ::posix_spawn(&pid, argv[0], &fa, &attr, argv.data(), envp);
-    ::posix_spawn_file_actions_destroy(&fa);
-    ::posix_spawnattr_destroy(&attr);
+    int spawned = spawn_process(query.argv, { "PATH=/usr/local/bin:/usr/bin:/bin" }, null.get(), out[1], null.get(), pid);
     ::close(out[1]);
-    if (null >= 0)
-        ::close(null);
     if (spawned != 0) {
         ::close(out[0]);
         return offline("cannot run " + query.argv.front() + ": " + std::strerror(spawned));

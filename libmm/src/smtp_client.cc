@@ -77,16 +77,12 @@ bool has_line_break(std::string_view s)
 
 } // namespace
 
-namespace {
-
-// Waits until `fd` is ready for `events`, at most `timeout`.
-Result<void> wait_for(int fd, short events, std::chrono::milliseconds timeout, const char* what)
+Result<void> wait_ready(int fd, short events, std::chrono::steady_clock::time_point deadline, const char* what)
 {
-    auto deadline = std::chrono::steady_clock::now() + timeout;
     for (;;) {
         auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
         if (left.count() <= 0)
-            return Error::temporary(std::string("timed out ") + what);
+            return Error::temporary(std::string("timed out: ") + what);
         pollfd p { fd, events, 0 };
         int n = ::poll(&p, 1, static_cast<int>(std::min<std::int64_t>(left.count(), 60'000)));
         if (n > 0)
@@ -95,8 +91,6 @@ Result<void> wait_for(int fd, short events, std::chrono::milliseconds timeout, c
             return Error::from_errno("poll", errno);
     }
 }
-
-} // namespace
 
 Result<std::size_t> SocketTransport::read(char* buffer, std::size_t size, std::chrono::milliseconds timeout)
 {
@@ -112,7 +106,7 @@ Result<std::size_t> SocketTransport::read(char* buffer, std::size_t size, std::c
             continue;
         if (errno != EAGAIN && errno != EWOULDBLOCK)
             return Error::from_errno("read from the server", errno);
-        if (auto r = wait_for(fd_, POLLIN, timeout, "waiting for the server's reply"); !r)
+        if (auto r = wait_ready(fd_, POLLIN, std::chrono::steady_clock::now() + timeout, "waiting for the server's reply"); !r)
             return std::move(r).error();
     }
 }
@@ -131,7 +125,7 @@ Result<void> SocketTransport::write(std::string_view data, std::chrono::millisec
             continue;
         if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
             return Error::from_errno("write to the server", errno);
-        if (auto r = wait_for(fd_, POLLOUT, timeout, "sending to the server"); !r)
+        if (auto r = wait_ready(fd_, POLLOUT, std::chrono::steady_clock::now() + timeout, "sending to the server"); !r)
             return r;
     }
     return ok();
@@ -193,6 +187,12 @@ Result<ServerReply> ClientSession::command(std::string_view line, std::chrono::m
 Result<void> ClientSession::hello()
 {
     auto reply = command("EHLO " + options_.helo_name, options_.command_timeout);
+    // instant_helo (masqmail §6.2): the banner we did not wait for comes
+    // first; the EHLO reply follows it.
+    if (reply && reply->code == 220 && options_.instant_helo && !greeted_) {
+        greeted_ = true;
+        reply = read_reply(options_.command_timeout);
+    }
     if (!reply)
         return std::move(reply).error();
     if (reply->kind() == 2) {
@@ -223,9 +223,6 @@ Result<void> ClientSession::open()
     }
     if (auto r = hello(); !r)
         return r;
-    if (options_.instant_helo && !capabilities_.esmtp && !transport_.tls_active()) {
-        // masqmail §6.2: a greeting that arrives as the EHLO reply was the banner.
-    }
     if (!transport_.tls_active()) {
         if (capabilities_.starttls && options_.tls != TlsPolicy::none) {
             if (auto r = start_tls(); !r)
@@ -428,7 +425,14 @@ MessageOutcome ClientSession::send(const OutgoingMessage& message)
     const bool pipelined = options_.pipelining && capabilities_.pipelining;
     MessageOutcome out;
     out.recipients.resize(message.recipients.size());
+    std::vector<bool> accepted_rcpt(message.recipients.size(), false);
     std::size_t accepted = 0;
+    // Every accepted recipient gets the outcome of the transaction as a whole.
+    auto settle_accepted = [&](const RecipientOutcome& outcome) {
+        for (std::size_t i = 0; i < out.recipients.size(); ++i)
+            if (accepted_rcpt[i])
+                out.recipients[i] = outcome;
+    };
     auto lost = [&](const Error& e) { return all(message, { Kind::deferred, e.message(), "4.4.2" }, false); };
     if (pipelined) {
         std::string burst;
@@ -462,7 +466,7 @@ MessageOutcome ClientSession::send(const OutgoingMessage& message)
         out.recipients[i] = mail_ok ? from_reply(*reply) : mail_refusal;
         if (mail_ok && reply->kind() == 2) {
             ++accepted;
-            out.recipients[i] = { Kind::deferred, "accepted, message not yet sent", "4.4.2" };
+            accepted_rcpt[i] = true;
         }
     }
     // DATA
@@ -475,12 +479,9 @@ MessageOutcome ClientSession::send(const OutgoingMessage& message)
         return lost(reply.error());
     if (reply->code != 354) {
         need_rset_ = true;
-        if (accepted > 0)
-            for (std::size_t i = 0; i < out.recipients.size(); ++i)
-                if (out.recipients[i].reply == "accepted, message not yet sent") {
-                    out.recipients[i] = from_reply(*reply);
-                    out.recipients[i].reply = "DATA: " + out.recipients[i].reply;
-                }
+        RecipientOutcome refused = from_reply(*reply);
+        refused.reply = "DATA: " + refused.reply;
+        settle_accepted(refused);
         return out;
     }
     if (accepted == 0 || !mail_ok) {
@@ -505,12 +506,9 @@ MessageOutcome ClientSession::send(const OutgoingMessage& message)
     reply = read_reply(options_.final_timeout);
     if (!reply) // after the final dot: the server may have the message (a duplicate later, never a loss)
         return lost(reply.error());
-    RecipientOutcome final_outcome = from_reply(*reply);
     if (reply->kind() != 2)
         need_rset_ = true;
-    for (RecipientOutcome& r : out.recipients)
-        if (r.reply == "accepted, message not yet sent")
-            r = final_outcome;
+    settle_accepted(from_reply(*reply));
     out.connection_usable = !broken_;
     return out;
 }

@@ -107,17 +107,7 @@ Result<void> TlsTransport::wait(int ssl_result, std::chrono::steady_clock::time_
         return Error::temporary(std::string(what) + ": " + (errno != 0 ? std::strerror(errno) : "connection closed"));
     else
         return Error::temporary(std::string(what) + ": " + openssl_errors());
-    for (;;) {
-        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-        if (left.count() <= 0)
-            return Error::temporary(std::string("timed out: ") + what);
-        pollfd p { fd_, events, 0 };
-        int n = ::poll(&p, 1, static_cast<int>(std::min<std::int64_t>(left.count(), 60'000)));
-        if (n > 0)
-            return ok();
-        if (n < 0 && errno != EINTR)
-            return Error::from_errno("poll", errno);
-    }
+    return wait_ready(fd_, events, deadline, what);
 }
 
 Result<void> TlsTransport::start_tls(std::chrono::milliseconds timeout)

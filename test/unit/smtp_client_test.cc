@@ -485,3 +485,22 @@ TEST_CASE("session: AUTH PLAIN, LOGIN and CRAM-MD5 (RFC 2195's example), failure
         CHECK_THAT(r.error().message(), Catch::Contains("535"));
     }
 }
+
+TEST_CASE("session: instant_helo reads the banner that arrives before the EHLO reply")
+{
+    ScriptedServer server([](const std::string& line) -> std::string {
+        if (line.starts_with("EHLO"))
+            return ehlo_reply("250-PIPELINING\r\n");
+        return line == "QUIT" ? "221 bye\r\n" : "250 ok\r\n";
+    });
+    mm::smtp::SocketTransport t(server.client_fd);
+    ClientOptions o = options();
+    o.instant_helo = true;
+    ClientSession s(t, o);
+    REQUIRE(s.open());
+    CHECK(s.capabilities().esmtp);
+    CHECK(s.capabilities().pipelining); // the EHLO reply, not the banner
+    auto out = s.send(message("a: b\n\nx\n", { "bob@example.net" }));
+    CHECK(out.recipients[0].kind == Kind::delivered);
+    s.quit();
+}

@@ -31,6 +31,10 @@ public:
     virtual bool tls_active() const = 0;
 };
 
+// Waits with poll() until `fd` is ready for `events` (POLLIN, POLLOUT), or
+// fails with a temporary error naming `what` once `deadline` has passed.
+Result<void> wait_ready(int fd, short events, std::chrono::steady_clock::time_point deadline, const char* what);
+
 // A connected stream socket (or a wrapper's socketpair) without TLS; reads
 // and writes wait with poll() for at most their timeout. Borrows the fd.
 class SocketTransport : public Transport {
@@ -135,6 +139,7 @@ private:
     std::string auth_used_;
     bool need_rset_ = false;
     bool broken_ = false;
+    bool greeted_ = false; // instant_helo: the banner has been read
 };
 
 // The outcome for every recipient when a session could not be opened or a
