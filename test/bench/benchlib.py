@@ -1,22 +1,26 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
-"""Helpers shared by the benchmarks in test/bench (local_mail.py, smtp_accept.py).
+"""Helpers shared by the benchmarks in test/bench (local_mail.py, smtp_accept.py,
+remote_flush.py).
 
 Python 3 standard library only.  Nothing here reads command-line arguments: each
 benchmark passes its settings (ports, pauses) in.
 
   waiting        wait_until, wait_progress
   processes      alive, descendants, proc_comm, proc_cmdline, mem_of, kill_pids
-  sockets        listening
-  files          count_files
+  sockets        listening, free_port
+  files          count_files, count_queue_ids
   machine        loadavg, settle, ensure_user
   instances      PostfixInstance (private "postfix -c DIR" instance, configuration
                  given by a subclass), MasqmailInstance (private run_as_user instance
                  started with "masqmail -C CONF -bd -q30m")
+  smarthost      SmtpSink (Postfix's smtp-sink on 127.0.0.1, counting what it got)
 """
 import os
 import pwd
+import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -163,6 +167,29 @@ def count_files(dirs):
     for d in dirs:
         for _, _, files in os.walk(d):
             n += len(files)
+    return n
+
+
+def free_port(host="127.0.0.1"):
+    """A TCP port nothing listens on now (the kernel's choice from its ephemeral
+    range; free until someone else takes it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+QUEUE_ID = re.compile(r"^[0-9]{10}\.[0-9a-f]{16}$")
+
+
+def count_queue_ids(dirs):
+    """masqmail message files (names that are queue ids, doc/spool-format.md;
+    not the ID.st state files) in the given spool directories."""
+    n = 0
+    for d in dirs:
+        try:
+            n += sum(1 for e in os.listdir(d) if QUEUE_ID.match(e))
+        except FileNotFoundError:
+            pass
     return n
 
 
@@ -425,3 +452,80 @@ class MasqmailInstance:
 
     def processes(self):
         return descendants(self.pid) if self.pid is not None else []
+
+
+# ------------------------------------------------------------------ smtp-sink
+
+class SmtpSink:
+    """Postfix's smtp-sink(1) as the smarthost: "smtp-sink -u USER -c HOST:PORT
+    BACKLOG", its output (the -c counters) in the file `out`.  port 0 = a free
+    port chosen at start().  smtp-sink writes "sess=S quit=Q mesg=M" + CR to its
+    unbuffered stdout after every session end, QUIT and final dot; messages()
+    reads the last complete record of that file while it runs."""
+    COUNTERS = re.compile(rb"sess=(\d+) quit=(\d+) mesg=(\d+)[\r\n]")
+
+    def __init__(self, out, port=0, host="127.0.0.1", user="nobody", backlog=1000,
+                 exe="/usr/sbin/smtp-sink", extra=()):
+        self.out = out
+        self.port = port
+        self.host = host
+        self.user = user
+        self.backlog = backlog
+        self.exe = exe
+        self.extra = list(extra)
+        self.proc = None
+
+    def argv(self):
+        return [self.exe, "-u", self.user, "-c", *self.extra, f"{self.host}:{self.port}",
+                str(self.backlog)]
+
+    def start(self, timeout=10):
+        if not self.port:
+            self.port = free_port(self.host)
+        if listening(self.port):
+            raise BenchError(f"smtp-sink: port {self.port} is in use")
+        with open(self.out, "wb") as f:
+            self.proc = subprocess.Popen(self.argv(), stdout=f, stderr=subprocess.STDOUT,
+                                         stdin=subprocess.DEVNULL, start_new_session=True,
+                                         env={"PATH": PATH_ENV})
+        if not wait_until(lambda: listening(self.port) or self.proc.poll() is not None,
+                          timeout):
+            self.stop()
+            raise BenchError(f"smtp-sink: nothing listens on {self.port} after {timeout} s")
+        if self.proc.poll() is not None:
+            self.proc = None
+            with open(self.out, errors="replace") as f:
+                raise BenchError(f"smtp-sink exited at start: {f.read().strip()[-300:]}")
+        return self
+
+    def counters(self):
+        """-> {"sess", "quit", "mesg"} as last written (zeros before the first)."""
+        try:
+            with open(self.out, "rb") as f:
+                f.seek(0, os.SEEK_END)
+                f.seek(max(0, f.tell() - 256))
+                tail = f.read()
+        except FileNotFoundError:
+            tail = b""
+        m = None
+        for m in self.COUNTERS.finditer(tail):
+            pass
+        if m is None:
+            return {"sess": 0, "quit": 0, "mesg": 0}
+        return {"sess": int(m.group(1)), "quit": int(m.group(2)), "mesg": int(m.group(3))}
+
+    def messages(self):
+        return self.counters()["mesg"]
+
+    def stop(self):
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+        wait_until(lambda: not listening(self.port), 5)
