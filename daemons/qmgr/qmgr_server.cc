@@ -78,6 +78,23 @@ std::int64_t backoff(std::uint32_t attempts)
     return std::min(delay, max_backoff);
 }
 
+// A remote address of one message: a remote top-level recipient, or a
+// remote leaf of a local recipient's aliases (key: its leaf_key). The
+// candidates are the routes route-selector named, tried in order.
+struct RemoteTarget {
+    std::size_t recipient = 0;
+    std::string key; // "" for the top-level recipient
+    std::string address;
+    std::vector<protocol::RouteCandidate> candidates;
+    std::size_t stage = 0; // the candidate being tried
+};
+
+// A question to route-selector or remote-deliver: the targets it is about.
+struct RemoteRequestContext {
+    std::string id;
+    std::vector<std::size_t> targets; // indices into Job::targets
+};
+
 // One deliver request waiting for local-deliver's answer.
 struct Request {
     std::string id;
@@ -100,6 +117,43 @@ struct Job {
     DeliveryState state;
     DeliveryState state_read; // as read at the start of the attempt
     std::size_t outstanding = 0;
+    // The attempt's remote side.
+    bool remote_only = false; // runq -qo: local recipients wait for the next -q
+    std::optional<std::string> connection; // runq -qo NAME
+    std::vector<RemoteTarget> targets;
+    bool route_tried = false; // a route attempted one of the targets
+    std::vector<bool> remote; // per recipient: has a remote target this attempt
+    std::vector<bool> stamped; // per recipient: a route attempted it this attempt
+    std::vector<std::vector<std::string>> leaf_keys; // per local recipient: its alias leaves
+};
+
+// A daemon qmgr sends requests to over a private socket, connected when
+// first needed and again after it went away.
+struct Peer {
+    const char* name;
+    event_callback_fn on_readable;
+    Fd sock;
+    event* ev = nullptr;
+
+    bool connect(event_base* base, const std::string& path, void* manager)
+    {
+        if (sock.valid())
+            return true;
+        auto s = ipc::connect_seqpacket(path, ipc::IoMode::nonblocking);
+        if (!s)
+            return false;
+        sock = std::move(s).value();
+        ev = event_new(base, sock.get(), EV_READ | EV_PERSIST, on_readable, manager);
+        event_add(ev, nullptr);
+        return true;
+    }
+    void close()
+    {
+        if (ev != nullptr)
+            event_free(ev);
+        ev = nullptr;
+        sock = Fd();
+    }
 };
 
 struct Run {
@@ -107,6 +161,12 @@ struct Run {
     std::uint64_t request_id = 0;
     std::set<std::string> waiting;
 };
+
+// Time between two attempts that counts as online at most (online_seconds):
+// the longest retry interval. Offline time is never counted beyond it.
+constexpr std::int64_t max_online_step = max_backoff;
+// A new pass (route-selector runs online_query again) at least this often.
+constexpr std::int64_t pass_seconds = 60;
 
 bool leaf_finished(const RecipientProgress& p, const std::string& key)
 {
@@ -155,6 +215,8 @@ public:
     {
         if (local_ev_ != nullptr)
             event_free(local_ev_);
+        route_.close();
+        remote_.close();
     }
     Manager(const Manager&) = delete;
     Manager& operator=(const Manager&) = delete;
@@ -175,13 +237,20 @@ public:
     }
 
     // A queue run: everything in new/ and queue/ is tried now.
-    void start_run(ConnectionPtr client, std::uint64_t request_id)
+    // `connection`: runq -qo NAME, a remote-only run through NAME's routes.
+    void start_run(ConnectionPtr client, std::uint64_t request_id,
+        const std::optional<std::string>& connection = std::nullopt)
     {
         claim_new();
+        new_pass();
         Run run{std::move(client), request_id, {}};
         for (auto& [key, job] : jobs_) {
             run.waiting.insert(key);
             job.forced = true;
+            if (!job.busy) {
+                job.remote_only = connection.has_value();
+                job.connection = connection;
+            }
             make_ready(job);
         }
         runs_.push_back(std::move(run));
@@ -191,6 +260,8 @@ public:
 
     void tick()
     {
+        if (now_seconds() - pass_started_ >= pass_seconds)
+            new_pass();
         reap_listers();
         claim_incoming();
         std::int64_t now = now_seconds();
@@ -216,6 +287,16 @@ public:
                     Error::permanent("only root, mail or the instance's owner may run the queue").exit_as(ex::noperm));
             log::info("queue run requested by %s", caller.login.c_str());
             return start_run(c, frame.request_id());
+        case ipc::MessageType::run_route: {
+            auto name = protocol::decode_run_route(frame);
+            if (!name)
+                return c->close();
+            if (!privileged)
+                return reply(c, frame.request_id(),
+                    Error::permanent("only root, mail or the instance's owner may run the queue").exit_as(ex::noperm));
+            log::info("queue run for connection %s requested by %s", name->c_str(), caller.login.c_str());
+            return start_run(c, frame.request_id(), *name);
+        }
         case ipc::MessageType::remove_message: {
             auto ids = protocol::decode_remove(frame);
             if (!ids)
@@ -464,14 +545,243 @@ private:
         for (const auto& rcpt : env.recipients)
             expansions.push_back(expand_aliases(rcpt.address, tables(), cfg_));
         drop_duplicate_leaves(expansions, cfg_);
+        job.targets.clear();
+        job.route_tried = false;
+        job.remote.assign(env.recipients.size(), false);
+        job.stamped.assign(env.recipients.size(), false);
+        job.leaf_keys.assign(env.recipients.size(), {});
         for (std::size_t i = 0; i < env.recipients.size(); ++i) {
             RecipientProgress& p = job.state.recipients[i];
             if (p.state != RecipientState::pending || (!job.forced && p.next_attempt > now))
                 continue;
-            plan_recipient(job, i, expansions[i], now);
+            collect_remote(job, i, expansions[i]);
+            if (!job.remote_only)
+                plan_recipient(job, i, expansions[i], now);
         }
+        if (!job.targets.empty())
+            ask_routes(job);
         if (job.outstanding == 0)
             finish_attempt(job);
+    }
+
+    // --- remote recipients: route-selector, then remote-deliver ---
+
+    void new_pass()
+    {
+        ++pass_;
+        pass_started_ = now_seconds();
+    }
+
+    // The remote addresses of recipient i: itself when it is not local, else
+    // the remote leaves of its aliases not yet done.
+    void collect_remote(Job& job, std::size_t i, const Result<Expansion>& expansion)
+    {
+        const Address& rcpt = job.message->message.envelope.recipients[i].address;
+        const RecipientProgress& p = job.state.recipients[i];
+        if (!is_local(rcpt, cfg_)) {
+            job.targets.push_back({ i, "", rcpt.str(), {}, 0 });
+            job.remote[i] = true;
+            return;
+        }
+        if (!expansion)
+            return;
+        for (const AliasLeaf& leaf : expansion->leaves) {
+            std::string key = leaf_key(leaf, cfg_.caseless_matching);
+            job.leaf_keys[i].push_back(key);
+            if (leaf.local || leaf.kind != LeafKind::remote || leaf_finished(p, key))
+                continue;
+            job.targets.push_back({ i, std::move(key), leaf.address.str(), {}, 0 });
+            job.remote[i] = true;
+        }
+    }
+
+    void ask_routes(Job& job)
+    {
+        const StoredMessage& m = job.message->message;
+        protocol::RouteQuery q;
+        q.pass = pass_;
+        q.connection = job.connection;
+        q.queue_id = job.id.str();
+        q.sender = m.envelope.return_path.is_null() ? "" : m.envelope.return_path.str();
+        RemoteRequestContext ctx { job.id.str(), {} };
+        for (std::size_t k = 0; k < job.targets.size(); ++k) {
+            q.recipients.push_back(job.targets[k].address);
+            ctx.targets.push_back(k);
+        }
+        q.content_offset = m.layout.offset;
+        q.header_length = m.layout.header_length;
+        std::uint64_t rid = ++last_request_;
+        auto frame = protocol::encode_route_query(rid, q);
+        bool sent = frame && route_.connect(base_, cfg_.spool_dir + "/private/route", this)
+            && ipc::send_frame(route_.sock, *frame, &job.message->fd);
+        job.outstanding++;
+        in_flight_++;
+        route_requests_.emplace(rid, std::move(ctx));
+        if (!sent)
+            route_answered(rid, nullptr, frame ? "route-selector is not running" : frame.error().message());
+    }
+
+    void route_answered(std::uint64_t rid, const protocol::RouteAnswer* answer, const std::string& error)
+    {
+        auto rit = route_requests_.find(rid);
+        if (rit == route_requests_.end())
+            return;
+        RemoteRequestContext ctx = std::move(rit->second);
+        route_requests_.erase(rit);
+        in_flight_--;
+        auto jit = jobs_.find(ctx.id);
+        if (jit == jobs_.end())
+            return;
+        Job& job = jit->second;
+        std::vector<std::size_t> routed;
+        for (std::size_t j = 0; j < ctx.targets.size(); ++j) {
+            RemoteTarget& t = job.targets[ctx.targets[j]];
+            RecipientProgress& p = job.state.recipients[t.recipient];
+            if (answer != nullptr && j < answer->recipients.size())
+                t.candidates = answer->recipients[j].candidates;
+            if (!t.candidates.empty()) {
+                routed.push_back(ctx.targets[j]);
+                continue;
+            }
+            // No route now: it waits, and the wait is not counted (rule 7).
+            std::string why = answer == nullptr ? error
+                : j < answer->recipients.size() ? answer->recipients[j].reason : "route-selector gave no answer";
+            p.last_error = sanitize_error_text("waiting for a route: " + why);
+        }
+        if (!routed.empty())
+            send_remote(job, routed);
+        if (--job.outstanding == 0)
+            finish_attempt(job);
+        pump();
+    }
+
+    // One remote_deliver request per route and next hop the targets take now.
+    void send_remote(Job& job, const std::vector<std::size_t>& targets)
+    {
+        std::map<std::pair<std::string, std::string>, std::vector<std::size_t>> groups;
+        for (std::size_t k : targets) {
+            const protocol::RouteCandidate& c = job.targets[k].candidates[job.targets[k].stage];
+            groups[{ c.route, c.next_hop }].push_back(k);
+        }
+        const StoredMessage& m = job.message->message;
+        for (auto& [hop, members] : groups) {
+            protocol::RemoteRequest q;
+            q.queue_id = job.id.str();
+            q.route = hop.first;
+            q.next_hop = hop.second;
+            q.return_path = m.envelope.return_path.is_null() ? "" : m.envelope.return_path.str();
+            for (std::size_t k : members)
+                q.recipients.push_back(job.targets[k].address);
+            q.eight_bit_mime = m.envelope.eight_bit_mime;
+            q.content_offset = m.layout.offset;
+            q.content_length = m.layout.length;
+            std::uint64_t rid = ++last_request_;
+            auto frame = protocol::encode_remote_deliver(rid, q);
+            bool sent = frame && remote_.connect(base_, cfg_.spool_dir + "/private/remote", this)
+                && ipc::send_frame(remote_.sock, *frame, &job.message->fd);
+            job.outstanding++;
+            in_flight_++;
+            remote_requests_.emplace(rid, RemoteRequestContext { job.id.str(), members });
+            if (!sent)
+                remote_answered(rid, nullptr, frame ? "remote-deliver is not running" : frame.error().message());
+        }
+    }
+
+    void remote_answered(std::uint64_t rid, const protocol::RemoteResult* result, const std::string& error)
+    {
+        auto rit = remote_requests_.find(rid);
+        if (rit == remote_requests_.end())
+            return;
+        RemoteRequestContext ctx = std::move(rit->second);
+        remote_requests_.erase(rit);
+        in_flight_--;
+        auto jit = jobs_.find(ctx.id);
+        if (jit == jobs_.end())
+            return;
+        Job& job = jit->second;
+        job.route_tried = true;
+        std::int64_t now = now_seconds();
+        std::vector<std::size_t> next_route;
+        for (std::size_t j = 0; j < ctx.targets.size(); ++j) {
+            RemoteTarget& t = job.targets[ctx.targets[j]];
+            RecipientProgress& p = job.state.recipients[t.recipient];
+            protocol::RemoteRecipientResult r { protocol::LeafOutcome::deferred,
+                error.empty() ? "no answer from remote-deliver" : error };
+            if (result != nullptr && j < result->recipients.size())
+                r = result->recipients[j];
+            if (!job.stamped[t.recipient]) {
+                stamp(p, now);
+                job.stamped[t.recipient] = true;
+            }
+            const char* to = t.address.c_str();
+            switch (r.outcome) {
+            case protocol::LeafOutcome::delivered:
+                if (t.key.empty())
+                    p.state = RecipientState::delivered;
+                else
+                    p.finished_leaves.push_back({ t.key, true });
+                break;
+            case protocol::LeafOutcome::failed:
+                p.last_error = sanitize_error_text(r.reason);
+                if (t.key.empty())
+                    p.state = RecipientState::failed;
+                else
+                    p.finished_leaves.push_back({ t.key, false });
+                log::notice("%s failed <%s>: %s", job.id.c_str(), to, p.last_error.c_str());
+                break;
+            case protocol::LeafOutcome::deferred:
+                if (t.stage + 1 < t.candidates.size()) {
+                    ++t.stage; // the next route that takes it, in this attempt (masqmail)
+                    next_route.push_back(ctx.targets[j]);
+                    break;
+                }
+                p.last_error = sanitize_error_text(r.reason);
+                p.next_attempt = now + backoff(p.attempts);
+                log::info("%s deferred <%s>: %s", job.id.c_str(), to, p.last_error.c_str());
+                break;
+            }
+        }
+        if (!next_route.empty())
+            send_remote(job, next_route);
+        if (--job.outstanding == 0)
+            finish_attempt(job);
+        pump();
+    }
+
+    // A local recipient whose every alias leaf is done (some remotely) is final.
+    void settle(Job& job)
+    {
+        for (std::size_t i = 0; i < job.state.recipients.size(); ++i) {
+            RecipientProgress& p = job.state.recipients[i];
+            if (p.state != RecipientState::pending || !job.remote[i] || job.leaf_keys[i].empty())
+                continue;
+            bool all_done = std::all_of(job.leaf_keys[i].begin(), job.leaf_keys[i].end(),
+                [&](const std::string& key) { return leaf_finished(p, key); });
+            if (all_done)
+                p.state = any_leaf_failed(p) ? RecipientState::failed : RecipientState::delivered;
+        }
+    }
+
+    // Time queued while a route for the message was online: the time since
+    // the last attempt a route made, at most max_online_step (the time
+    // between two attempts of a host that stayed online).
+    void count_online_time(Job& job, std::int64_t now)
+    {
+        if (!job.route_tried)
+            return;
+        std::int64_t previous = 0;
+        for (std::size_t i = 0; i < job.stamped.size(); ++i)
+            if (job.stamped[i] && job.remote[i])
+                previous = std::max(previous, job.state_read.recipients[i].last_attempt);
+        if (previous > 0 && now > previous)
+            job.state.online_seconds += std::min(now - previous, max_online_step);
+    }
+
+    // Whether recipient i's delay counts in online time (it goes through routes).
+    bool counts_online(const Job& job, std::size_t i) const
+    {
+        return !is_local(job.message->message.envelope.recipients[i].address, cfg_)
+            || (i < job.remote.size() && job.remote[i]);
     }
 
     void plan_recipient(Job& job, std::size_t i, const Result<Expansion>& expansion, std::int64_t now)
@@ -621,6 +931,8 @@ private:
     {
         std::int64_t now = now_seconds();
         const StoredMessage& m = job.message->message;
+        settle(job);
+        count_online_time(job, now);
         expire(job, now);
         bounce(job, now);
         warn(job, now);
@@ -639,17 +951,23 @@ private:
         } else if (auto written = spool_.write_state(job.id, job.state); !written) {
             log::error("%s: cannot write state: %s", job.id.c_str(), written.error().message().c_str());
         }
+        // A recipient that was attempted and deferred is tried again at its
+        // next_attempt; one that no route took (offline) or that a -qo run
+        // left alone waits for the next queue run (masqmail).
         job.next_try = never;
         for (std::size_t i = 0; i < m.envelope.recipients.size(); ++i) {
             const RecipientProgress& p = job.state.recipients[i];
             if (p.state == RecipientState::failed)
                 job.next_try = std::min(job.next_try, now + no_local_deliver_retry); // DSN not yet accepted
-            else if (p.state == RecipientState::pending && is_local(m.envelope.recipients[i].address, cfg_))
+            else if (p.state == RecipientState::pending && p.next_attempt > now)
                 job.next_try = std::min(job.next_try, p.next_attempt);
         }
         job.message.reset();
+        job.targets.clear();
         job.busy = false;
         job.forced = false;
+        job.remote_only = false;
+        job.connection.reset();
         attempt_done(key);
     }
 
@@ -696,16 +1014,23 @@ private:
             }
     }
 
-    // Local recipients deferred for longer than max_defer_time fail.
+    // Recipients deferred for longer than max_defer_time fail: local ones
+    // counted from their first attempt, remote ones in the time a route was
+    // online (time offline never counts, DESIGN rule 7).
     void expire(Job& job, std::int64_t now)
     {
-        for (RecipientProgress& p : job.state.recipients) {
+        for (std::size_t i = 0; i < job.state.recipients.size(); ++i) {
+            RecipientProgress& p = job.state.recipients[i];
             if (p.state != RecipientState::pending || p.first_attempt == 0)
                 continue;
-            if (expired(std::chrono::seconds(now - p.first_attempt), cfg_.max_defer_time)) {
+            bool online = counts_online(job, i);
+            if (online && !job.stamped[i])
+                continue; // not attempted by a route now: nothing new is known
+            std::int64_t delay = online ? job.state.online_seconds : now - p.first_attempt;
+            if (expired(std::chrono::seconds(delay), cfg_.max_defer_time)) {
                 p.state = RecipientState::failed;
-                p.last_error = sanitize_error_text("gave up after " + duration_text(now - p.first_attempt) +
-                    ": " + p.last_error);
+                p.last_error = sanitize_error_text("gave up after " + duration_text(delay)
+                    + (online ? " of trying while online" : "") + ": " + p.last_error);
             }
         }
     }
@@ -775,26 +1100,36 @@ private:
         if (env.return_path.is_null())
             return;
         DsnInput in = dsn_input(job, DsnKind::delay, now);
+        // The message's delay: its age, or only the time a route was online
+        // when every waiting recipient goes through routes (an offline
+        // laptop's mail is not late). last_warning keeps received_time plus
+        // the delay at the last warning, so both compare alike.
+        bool local_waiting = false;
+        std::int64_t max_defer = static_cast<std::int64_t>(cfg_.max_defer_time.count());
         for (std::size_t i = 0; i < env.recipients.size(); ++i) {
             const RecipientProgress& p = job.state.recipients[i];
             if (p.state != RecipientState::pending || p.first_attempt == 0)
-                continue; // remote recipients wait for a route: offline time is no delay
+                continue; // never attempted: waits for a route; offline time is no delay
+            bool online = counts_online(job, i);
+            local_waiting = local_waiting || !online;
             DsnRecipient r = dsn_recipient(env.recipients[i], p, DsnAction::delayed);
-            r.will_retry_until = static_cast<std::time_t>(
-                p.first_attempt + static_cast<std::int64_t>(cfg_.max_defer_time.count()));
+            r.will_retry_until = static_cast<std::time_t>(online
+                    ? now + std::max<std::int64_t>(0, max_defer - job.state.online_seconds)
+                    : p.first_attempt + max_defer);
             in.recipients.push_back(std::move(r));
         }
         if (in.recipients.empty())
             return;
+        std::int64_t delay = local_waiting ? now - env.received_time : job.state.online_seconds;
         std::optional<std::chrono::seconds> age_at_last;
         if (job.state.last_warning != 0)
             age_at_last = std::chrono::seconds(job.state.last_warning - env.received_time);
-        if (!warning_due(cfg_.warn_intervals, std::chrono::seconds(now - env.received_time), age_at_last))
+        if (!warning_due(cfg_.warn_intervals, std::chrono::seconds(delay), age_at_last))
             return;
         std::string content = original_content(job, false);
         in.original_content = content;
         if (send_dsn(job, in, warn_template_))
-            job.state.last_warning = now;
+            job.state.last_warning = env.received_time + delay;
     }
 
     // Builds the report and commits it through enqueue. True when nothing
@@ -897,6 +1232,61 @@ private:
     {
         static_cast<Manager*>(self)->local_readable();
     }
+    static void on_route(evutil_socket_t, short, void* self)
+    {
+        static_cast<Manager*>(self)->route_readable();
+    }
+    static void on_remote(evutil_socket_t, short, void* self)
+    {
+        static_cast<Manager*>(self)->remote_readable();
+    }
+
+    // Answers from route-selector; a lost connection defers what it had.
+    void route_readable()
+    {
+        for (;;) {
+            auto got = ipc::recv_frame(route_.sock);
+            if (got && got->status == ipc::RecvStatus::would_block)
+                return;
+            auto frame = got && got->status == ipc::RecvStatus::frame ? ipc::FrameReader::parse(got->bytes)
+                                                                       : Result<ipc::FrameReader>(Error::protocol("closed"));
+            auto answer = frame ? protocol::decode_route_answer(*frame) : Result<protocol::RouteAnswer>(frame.error());
+            if (!answer) {
+                log::warning("lost route-selector: %s", answer.error().message().c_str());
+                route_.close();
+                std::vector<std::uint64_t> ids;
+                for (auto& [rid, ctx] : route_requests_)
+                    ids.push_back(rid);
+                for (std::uint64_t rid : ids)
+                    route_answered(rid, nullptr, "route-selector went away");
+                return;
+            }
+            route_answered(frame->request_id(), &*answer, "");
+        }
+    }
+
+    void remote_readable()
+    {
+        for (;;) {
+            auto got = ipc::recv_frame(remote_.sock);
+            if (got && got->status == ipc::RecvStatus::would_block)
+                return;
+            auto frame = got && got->status == ipc::RecvStatus::frame ? ipc::FrameReader::parse(got->bytes)
+                                                                       : Result<ipc::FrameReader>(Error::protocol("closed"));
+            auto result = frame ? protocol::decode_remote_result(*frame) : Result<protocol::RemoteResult>(frame.error());
+            if (!result) {
+                log::warning("lost remote-deliver: %s", result.error().message().c_str());
+                remote_.close();
+                std::vector<std::uint64_t> ids;
+                for (auto& [rid, ctx] : remote_requests_)
+                    ids.push_back(rid);
+                for (std::uint64_t rid : ids)
+                    remote_answered(rid, nullptr, "remote-deliver went away during the delivery");
+                return;
+            }
+            remote_answered(frame->request_id(), &*result, "");
+        }
+    }
 
     const daemon::Started& started_;
     const config::MainConfig& cfg_;
@@ -911,6 +1301,12 @@ private:
     std::deque<std::string> ready_;
     int listers_ = 0; // listing children not yet reaped
     std::map<std::uint64_t, Request> requests_;
+    std::map<std::uint64_t, RemoteRequestContext> route_requests_;
+    std::map<std::uint64_t, RemoteRequestContext> remote_requests_;
+    Peer route_ { "route-selector", &Manager::on_route, Fd(), nullptr };
+    Peer remote_ { "remote-deliver", &Manager::on_remote, Fd(), nullptr };
+    std::uint64_t pass_ = 0;
+    std::int64_t pass_started_ = 0;
     std::vector<Run> runs_;
     std::size_t in_flight_ = 0;
     std::uint64_t last_request_ = 0;
@@ -973,7 +1369,7 @@ int serve(const daemon::Started& started, Fd notices, Fd control, uid_t queue_ui
             event_add(queue_run, &every);
         }
         if (started.options.once)
-            manager.start_run(nullptr, 0);
+            manager.start_run(nullptr, 0, started.options.connection);
         else
             manager.start(); // claims what waits in new/: a start is a queue run
         log::info("qmgr started%s", started.options.once ? " for one queue run" : "");

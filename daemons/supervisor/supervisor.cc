@@ -56,6 +56,8 @@ const SocketSpec socket_table[] = {
     {"private/qmgr", false, daemon::queue_user, daemon::queue_user},
     {"public/qmgr-ctl", true, daemon::queue_user, daemon::queue_user},
     {"private/local", false, daemon::local_user, daemon::queue_user},
+    {"private/route", false, daemon::route_user, daemon::queue_user},
+    {"private/remote", false, daemon::remote_user, daemon::queue_user},
 };
 
 class Supervisor {
@@ -77,6 +79,8 @@ public:
         children_ = {
             Child{"enqueue", {0, 1, 2}},
             Child{"local-deliver", {5}},
+            Child{"route-selector", {6}},
+            Child{"remote-deliver", {7}},
             Child{"qmgr", {3, 4}},
         };
         if (!started_.options.once)
@@ -248,6 +252,8 @@ private:
         if (std::string_view(c.name) == "qmgr") {
             if (started_.options.once)
                 args.push_back("--once");
+            if (started_.options.connection)
+                args.insert(args.end(), {"--connection", *started_.options.connection});
             else if (started_.options.queue_interval > 0)
                 args.insert(args.end(), {"-q", std::to_string(started_.options.queue_interval)});
         }

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 // Daemon start-up shared by every daemon (mm/daemon.hh).
 #include "mm/daemon.hh"
+#include "mm/ipc.hh"
 
 #include <malloc.h>
 
@@ -27,6 +28,8 @@ Result<Options> parse_args(int argc, char** argv)
             o.config_path = argv[++i];
         else if (a == "--once")
             o.once = true;
+        else if (a == "--connection" && i + 1 < argc && ipc::is_text(argv[i + 1]) && argv[i + 1][0] != '\0')
+            o.connection = argv[++i];
         else if (a == "--foreground")
             o.foreground = true;
         else if (a == "-q" && i + 1 < argc) {
@@ -36,8 +39,10 @@ Result<Options> parse_args(int argc, char** argv)
             o.queue_interval = static_cast<std::int64_t>(*n);
         }
         else
-            return Error::permanent("usage: " + std::string(argv[0]) + " -C CONFIG [--once] [-q SECONDS] [--foreground]").exit_as(ex::usage);
+            return Error::permanent("usage: " + std::string(argv[0]) + " -C CONFIG [--once [--connection NAME]] [-q SECONDS] [--foreground]").exit_as(ex::usage);
     }
+    if (o.connection && !o.once)
+        return Error::permanent("--connection needs --once").exit_as(ex::usage);
     if (o.config_path.empty() || o.config_path.front() != '/')
         return Error::permanent("-C needs an absolute configuration path").exit_as(ex::usage);
     return o;

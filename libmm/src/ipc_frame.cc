@@ -103,6 +103,8 @@ bool is_message_type(std::uint16_t value)
     case MessageType::remove_message:
     case MessageType::deliver:
     case MessageType::delivery_result:
+    case MessageType::remote_deliver:
+    case MessageType::remote_result:
     case MessageType::route_query:
     case MessageType::route_answer:
         return true;
@@ -128,6 +130,8 @@ const char* message_type_name(MessageType type)
     case MessageType::remove_message: return "remove_message";
     case MessageType::deliver: return "deliver";
     case MessageType::delivery_result: return "delivery_result";
+    case MessageType::remote_deliver: return "remote_deliver";
+    case MessageType::remote_result: return "remote_result";
     case MessageType::route_query: return "route_query";
     case MessageType::route_answer: return "route_answer";
     }

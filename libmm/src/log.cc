@@ -111,6 +111,12 @@ Result<void> open_file(const std::string& log_dir)
     return ok();
 }
 
+int file_descriptor()
+{
+    const State& s = state();
+    return s.target == Target::file ? s.file.get() : -1;
+}
+
 void use_syslog()
 {
     State& s = state();

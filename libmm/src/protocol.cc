@@ -51,6 +51,11 @@ enum Tag : std::uint16_t {
     t_helo = 40,
     t_eight_bit = 41,
     t_status = 42,
+    t_pass = 43,
+    t_connection = 44,
+    t_next_hop = 45,
+    t_header_length = 46,
+    t_server = 47,
 };
 
 // Error texts come from anywhere: keep them text, bounded.
@@ -337,6 +342,185 @@ Result<std::vector<LeafResult>> decode_delivery_result(FrameReader& r)
         MM_TRY(reason, r.get_text(t_reason));
         leaf.reason = *reason;
         out.push_back(std::move(leaf));
+    }
+    if (auto end = r.finish(); !end)
+        return std::move(end).error();
+    return out;
+}
+
+Result<std::string> encode_route_query(std::uint64_t request_id, const RouteQuery& q)
+{
+    FrameWriter w(MessageType::route_query, request_id);
+    w.add_u64(t_pass, q.pass);
+    if (q.connection)
+        w.add_text(t_connection, *q.connection);
+    w.add_text(t_queue_id, q.queue_id);
+    w.add_text(t_sender, q.sender);
+    for (const std::string& r : q.recipients)
+        w.add_text(t_recipient, r);
+    w.add_u64(t_offset, q.content_offset);
+    w.add_u64(t_header_length, q.header_length);
+    w.add_fd();
+    return w.finish();
+}
+
+Result<DecodedRouteQuery> decode_route_query(FrameReader& r)
+{
+    if (auto ok = expect(r, MessageType::route_query); !ok)
+        return std::move(ok).error();
+    DecodedRouteQuery d;
+    MM_TRY(pass, r.get_u64(t_pass));
+    d.query.pass = *pass;
+    MM_TRY(connection, r.get_optional_text(t_connection));
+    if (*connection)
+        d.query.connection = std::string(**connection);
+    MM_TRY(id, r.get_text(t_queue_id));
+    d.query.queue_id = *id;
+    MM_TRY(sender, r.get_text(t_sender));
+    d.query.sender = *sender;
+    while (r.next_is(t_recipient)) {
+        if (d.query.recipients.size() >= limits::recipients)
+            return Error::protocol("too many recipients");
+        MM_TRY(rcpt, r.get_text(t_recipient));
+        d.query.recipients.emplace_back(*rcpt);
+    }
+    MM_TRY(offset, r.get_u64(t_offset));
+    d.query.content_offset = *offset;
+    MM_TRY(length, r.get_u64(t_header_length));
+    d.query.header_length = *length;
+    MM_TRY(fd, r.get_fd());
+    d.message = std::move(fd).value();
+    if (auto end = r.finish(); !end)
+        return std::move(end).error();
+    return d;
+}
+
+Result<std::string> encode_route_answer(std::uint64_t request_id, const RouteAnswer& a)
+{
+    FrameWriter w(MessageType::route_answer, request_id);
+    if (a.connection)
+        w.add_text(t_connection, *a.connection);
+    for (const RouteChoice& c : a.recipients) {
+        w.add_text(t_reason, printable(c.reason)); // starts each recipient
+        for (const RouteCandidate& k : c.candidates) {
+            w.add_text(t_route, k.route);
+            w.add_text(t_next_hop, k.next_hop);
+        }
+    }
+    return w.finish();
+}
+
+Result<RouteAnswer> decode_route_answer(FrameReader& r)
+{
+    if (auto ok = expect(r, MessageType::route_answer); !ok)
+        return std::move(ok).error();
+    RouteAnswer a;
+    MM_TRY(connection, r.get_optional_text(t_connection));
+    if (*connection)
+        a.connection = std::string(**connection);
+    std::size_t candidates = 0;
+    while (!r.at_end()) {
+        if (a.recipients.size() >= limits::recipients)
+            return Error::protocol("too many route choices");
+        RouteChoice c;
+        MM_TRY(reason, r.get_text(t_reason));
+        c.reason = *reason;
+        while (r.next_is(t_route)) {
+            if (++candidates > limits::ipc_fields)
+                return Error::protocol("too many route candidates");
+            RouteCandidate k;
+            MM_TRY(route, r.get_text(t_route));
+            k.route = *route;
+            MM_TRY(hop, r.get_text(t_next_hop));
+            k.next_hop = *hop;
+            c.candidates.push_back(std::move(k));
+        }
+        a.recipients.push_back(std::move(c));
+    }
+    if (auto end = r.finish(); !end)
+        return std::move(end).error();
+    return a;
+}
+
+Result<std::string> encode_remote_deliver(std::uint64_t request_id, const RemoteRequest& q)
+{
+    FrameWriter w(MessageType::remote_deliver, request_id);
+    w.add_text(t_queue_id, q.queue_id);
+    w.add_text(t_route, q.route);
+    w.add_text(t_next_hop, q.next_hop);
+    w.add_text(t_return_path, q.return_path);
+    for (const std::string& r : q.recipients)
+        w.add_text(t_recipient, r);
+    w.add_bool(t_eight_bit, q.eight_bit_mime);
+    w.add_u64(t_offset, q.content_offset);
+    w.add_u64(t_length, q.content_length);
+    w.add_fd();
+    return w.finish();
+}
+
+Result<DecodedRemote> decode_remote_deliver(FrameReader& r)
+{
+    if (auto ok = expect(r, MessageType::remote_deliver); !ok)
+        return std::move(ok).error();
+    DecodedRemote d;
+    MM_TRY(id, r.get_text(t_queue_id));
+    d.request.queue_id = *id;
+    MM_TRY(route, r.get_text(t_route));
+    d.request.route = *route;
+    MM_TRY(hop, r.get_text(t_next_hop));
+    d.request.next_hop = *hop;
+    MM_TRY(rp, r.get_text(t_return_path));
+    d.request.return_path = *rp;
+    while (r.next_is(t_recipient)) {
+        if (d.request.recipients.size() >= limits::recipients)
+            return Error::protocol("too many recipients");
+        MM_TRY(rcpt, r.get_text(t_recipient));
+        d.request.recipients.emplace_back(*rcpt);
+    }
+    if (d.request.recipients.empty())
+        return Error::protocol("a remote delivery without recipients");
+    MM_TRY(eight, r.get_bool(t_eight_bit));
+    d.request.eight_bit_mime = *eight;
+    MM_TRY(offset, r.get_u64(t_offset));
+    d.request.content_offset = *offset;
+    MM_TRY(length, r.get_u64(t_length));
+    d.request.content_length = *length;
+    MM_TRY(fd, r.get_fd());
+    d.message = std::move(fd).value();
+    if (auto end = r.finish(); !end)
+        return std::move(end).error();
+    return d;
+}
+
+Result<std::string> encode_remote_result(std::uint64_t request_id, const RemoteResult& result)
+{
+    FrameWriter w(MessageType::remote_result, request_id);
+    w.add_text(t_server, printable(result.server));
+    for (const RemoteRecipientResult& r : result.recipients) {
+        w.add_u32(t_outcome, static_cast<std::uint32_t>(r.outcome));
+        w.add_text(t_reason, printable(r.reason));
+    }
+    return w.finish();
+}
+
+Result<RemoteResult> decode_remote_result(FrameReader& r)
+{
+    if (auto ok = expect(r, MessageType::remote_result); !ok)
+        return std::move(ok).error();
+    RemoteResult out;
+    MM_TRY(server, r.get_text(t_server));
+    out.server = *server;
+    while (!r.at_end()) {
+        if (out.recipients.size() >= limits::recipients)
+            return Error::protocol("too many recipient results");
+        RemoteRecipientResult rr;
+        MM_TRY(outcome, r.get_u32(t_outcome));
+        if (*outcome > static_cast<std::uint32_t>(LeafOutcome::failed))
+            return Error::protocol("bad recipient outcome");
+        rr.outcome = static_cast<LeafOutcome>(*outcome);
+        MM_TRY(reason, r.get_text(t_reason));
+        rr.reason = *reason;
+        out.recipients.push_back(std::move(rr));
     }
     if (auto end = r.finish(); !end)
         return std::move(end).error();

@@ -90,14 +90,6 @@ std::optional<std::string> name_of_our_end(int fd)
     return std::string(ss.ss_family == AF_INET6 ? "[IPv6:" : "[") + host + "]";
 }
 
-SendReport fail_all(const std::vector<SendItem>& items, SendReport report, const Error& error)
-{
-    smtp::RecipientOutcome outcome = smtp::outcome_of(error);
-    for (const SendItem& item : items)
-        report.outcomes.push_back(all_of(item, outcome));
-    return report;
-}
-
 } // namespace
 
 Result<Fd> connect_host(const std::string& host, std::uint16_t port, std::chrono::milliseconds timeout,
@@ -148,61 +140,122 @@ Result<Fd> spawn_wrapper(const config::Command& wrapper, pid_t* child)
     return ours;
 }
 
+RouteConnection::RouteConnection(const config::RouteConfig& route, const config::MainConfig& main,
+    std::string next_hop, std::chrono::milliseconds connect_timeout)
+    : route_(route), main_(main), next_hop_(std::move(next_hop)), connect_timeout_(connect_timeout)
+{
+}
+
+RouteConnection::~RouteConnection()
+{
+    close();
+}
+
+void RouteConnection::drop()
+{
+    session_.reset();
+    transport_.reset();
+    sock_ = Fd();
+    if (wrapper_pid_ > 0) {
+        ::kill(wrapper_pid_, SIGTERM);
+        while (::waitpid(wrapper_pid_, nullptr, 0) < 0 && errno == EINTR) {
+        }
+        wrapper_pid_ = -1;
+    }
+}
+
+void RouteConnection::close()
+{
+    if (session_)
+        session_->quit();
+    drop();
+}
+
+Result<void> RouteConnection::open()
+{
+    if (!route_.mail_host && !route_.wrapper)
+        return Error::temporary("direct MX delivery is not in this build yet");
+    std::string host = route_.mail_host ? route_.mail_host->host : std::string("localhost");
+    std::uint16_t port = route_.mail_host ? route_.mail_host->port : 25;
+    std::string used;
+    Result<Fd> sock = route_.wrapper ? spawn_wrapper(*route_.wrapper, &wrapper_pid_)
+                                     : connect_host(host, port, connect_timeout_, &used);
+    server_ = route_.wrapper ? "wrapper " + route_.wrapper->text : host + "[" + used + "]";
+    if (!sock) {
+        Error e = sock.error();
+        if (route_.connect_error_fail)
+            e = Error::permanent(e.message()).status_as("5.4.4");
+        return e;
+    }
+    sock_ = std::move(sock).value();
+    auto tls = tls_options(route_, host);
+    if (!tls)
+        return std::move(tls).error();
+    transport_.emplace(sock_.get(), *tls);
+    if (implicit_tls(route_))
+        if (auto r = transport_->start_tls(std::chrono::minutes(5)); !r)
+            return Error::temporary(host + ": TLS: " + r.error().message()).status_as("4.7.0");
+    smtp::ClientOptions options = client_options(route_, main_, host + ":" + std::to_string(port));
+    if (route_.do_correct_helo)
+        if (std::optional<std::string> name = name_of_our_end(sock_.get()))
+            options.helo_name = *name;
+    auto credentials = route_credentials(route_);
+    if (!credentials)
+        return std::move(credentials).error();
+    options.credentials = *credentials;
+    session_.emplace(*transport_, options);
+    if (auto opened = session_->open(); !opened)
+        return opened;
+    tls_ = transport_->description();
+    auth_ = session_->authenticated_with();
+    return {};
+}
+
+smtp::MessageOutcome RouteConnection::send(const SendItem& item)
+{
+    if (failure_)
+        return all_of(item, smtp::outcome_of(*failure_));
+    if (!session_) {
+        if (auto opened = open(); !opened) {
+            // Every later message of this connection gets the same answer
+            // at once: a dead smarthost is not dialled once per message.
+            failure_ = opened.error();
+            close();
+            return all_of(item, smtp::outcome_of(*failure_));
+        }
+        ++connections_;
+    }
+    auto copy = rewrite_for_route(route_, main_, item.content, item.return_path);
+    if (!copy) {
+        smtp::MessageOutcome out = all_of(item, smtp::outcome_of(copy.error()));
+        out.connection_usable = true;
+        return out;
+    }
+    smtp::OutgoingMessage m;
+    m.return_path = copy->return_path.is_null() ? "" : copy->return_path.str();
+    for (const Address& r : item.recipients)
+        m.recipients.push_back(r.str());
+    m.size = smtp::DataEncoder::wire_size(copy->message);
+    m.eight_bit_mime = item.eight_bit_mime;
+    const std::string& text = copy->message;
+    std::size_t at = 0;
+    m.next_chunk = [&text, &at](std::string& out) -> Result<bool> {
+        std::size_t n = std::min<std::size_t>(64 * 1024, text.size() - at);
+        out.append(text, at, n);
+        at += n;
+        return at < text.size();
+    };
+    smtp::MessageOutcome outcome = session_->send(m);
+    if (!outcome.connection_usable)
+        drop(); // the next message dials again
+    return outcome;
+}
+
 SendReport send_via_route(const config::RouteConfig& route, const config::MainConfig& main,
     const std::vector<SendItem>& items, std::chrono::milliseconds connect_timeout)
 {
     SendReport report;
-    if (!route.mail_host && !route.wrapper)
-        return fail_all(items, report, Error::temporary("direct MX delivery is not in this build yet"));
-    std::string host = route.mail_host ? route.mail_host->host : std::string("localhost");
-    std::uint16_t port = route.mail_host ? route.mail_host->port : 25;
-    pid_t wrapper_pid = -1;
-    std::string used;
-    Result<Fd> sock = route.wrapper ? spawn_wrapper(*route.wrapper, &wrapper_pid)
-                                    : connect_host(host, port, connect_timeout, &used);
-    report.server = route.wrapper ? "wrapper " + route.wrapper->text : host + "[" + used + "]";
-    auto reap = [&] {
-        if (wrapper_pid > 0) {
-            ::kill(wrapper_pid, SIGTERM);
-            while (::waitpid(wrapper_pid, nullptr, 0) < 0 && errno == EINTR) {
-            }
-        }
-    };
-    if (!sock) {
-        Error e = sock.error();
-        if (route.connect_error_fail)
-            e = Error::permanent(e.message()).status_as("5.4.4");
-        return fail_all(items, report, e);
-    }
-    auto tls = tls_options(route, host);
-    if (!tls) {
-        reap();
-        return fail_all(items, report, tls.error());
-    }
-    smtp::TlsTransport transport(sock->get(), *tls);
-    if (implicit_tls(route))
-        if (auto r = transport.start_tls(std::chrono::minutes(5)); !r) {
-            reap();
-            return fail_all(items, report, Error::temporary(host + ": TLS: " + r.error().message()).status_as("4.7.0"));
-        }
-    smtp::ClientOptions options = client_options(route, main, host + ":" + std::to_string(port));
-    if (route.do_correct_helo)
-        if (std::optional<std::string> name = name_of_our_end(sock->get()))
-            options.helo_name = *name;
-    auto credentials = route_credentials(route);
-    if (!credentials) {
-        reap();
-        return fail_all(items, report, credentials.error());
-    }
-    options.credentials = *credentials;
-    smtp::ClientSession session(transport, options);
-    if (auto opened = session.open(); !opened) {
-        session.quit();
-        reap();
-        return fail_all(items, report, opened.error());
-    }
-    report.tls = transport.description();
-    report.auth = session.authenticated_with();
+    RouteConnection connection(route, main, "", connect_timeout);
     bool usable = true;
     for (const SendItem& item : items) {
         if (!usable) {
@@ -210,31 +263,12 @@ SendReport send_via_route(const config::RouteConfig& route, const config::MainCo
                 "not sent: the connection was lost before this message", "4.4.2" }));
             continue;
         }
-        auto copy = rewrite_for_route(route, main, item.content, item.return_path);
-        if (!copy) {
-            report.outcomes.push_back(all_of(item, smtp::outcome_of(copy.error())));
-            report.outcomes.back().connection_usable = true;
-            continue;
-        }
-        smtp::OutgoingMessage m;
-        m.return_path = copy->return_path.is_null() ? "" : copy->return_path.str();
-        for (const Address& r : item.recipients)
-            m.recipients.push_back(r.str());
-        m.size = smtp::DataEncoder::wire_size(copy->message);
-        m.eight_bit_mime = item.eight_bit_mime;
-        const std::string& text = copy->message;
-        std::size_t at = 0;
-        m.next_chunk = [&text, &at](std::string& out) -> Result<bool> {
-            std::size_t n = std::min<std::size_t>(64 * 1024, text.size() - at);
-            out.append(text, at, n);
-            at += n;
-            return at < text.size();
-        };
-        report.outcomes.push_back(session.send(m));
+        report.outcomes.push_back(connection.send(item));
         usable = report.outcomes.back().connection_usable;
     }
-    session.quit();
-    reap();
+    report.server = connection.server();
+    report.tls = connection.tls();
+    report.auth = connection.auth();
     return report;
 }
 

@@ -100,6 +100,17 @@ int run_queue(const Context& ctx)
     exec_supervisor(ctx, {"--once"});
 }
 
+int run_route(const Context& ctx)
+{
+    const std::string& name = ctx.invocation.route_name;
+    if (auto sock = connect_control(ctx))
+        return control_call(*sock, protocol::encode_run_route(1, name), queue_run_timeout_ms);
+    if (!ctx.privileged)
+        return report(Error::permanent("must be root, mail or the instance's owner to run the queue")
+                          .exit_as(ex::noperm));
+    exec_supervisor(ctx, {"--once", "--connection", name});
+}
+
 std::optional<int> remove_via_daemon(const Context& ctx)
 {
     auto sock = connect_control(ctx);

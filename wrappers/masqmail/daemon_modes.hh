@@ -15,6 +15,9 @@ int start_daemons(const Context& ctx, bool foreground);
 
 // -q, runq: one full queue run, then exit.
 int run_queue(const Context& ctx);
+// runq -qo NAME, masqmail -qo NAME: a remote-only run through the routes
+// of connection NAME (query_routes.NAME), after the permanent routes.
+int run_route(const Context& ctx);
 
 // mailrm through qmgr; nothing when no daemon runs (the caller edits the spool).
 std::optional<int> remove_via_daemon(const Context& ctx);

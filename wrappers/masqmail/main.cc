@@ -76,6 +76,7 @@ int run(const mm::frontend::Context& ctx)
     case Mode::queue_daemon: return mm::frontend::start_daemons(ctx, false);
     case Mode::foreground_daemon: return mm::frontend::start_daemons(ctx, true);
     case Mode::queue_run: return mm::frontend::run_queue(ctx);
+    case Mode::route_run: return mm::frontend::run_route(ctx);
     case Mode::rebuild_aliases: return mm::frontend::check_aliases(ctx);
     case Mode::smtp_stdio: return mm::frontend::smtp_on_stdio(ctx);
     case Mode::explain: return mm::frontend::explain_address(ctx);

@@ -11,6 +11,7 @@
 #include "mm/result.hh"
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <sys/types.h>
 #include <vector>
@@ -33,9 +34,12 @@ struct Options {
     bool once = false; // qmgr: one queue run, then exit (runq without a daemon)
     std::int64_t queue_interval = 0; // qmgr: -q SECONDS between queue runs; 0: none
     bool foreground = false; // supervisor: --foreground (masqmail -bD, systemd, runit)
+    // supervisor and qmgr with --once: --connection NAME, a remote-only run
+    // through NAME's routes (runq -qo NAME without a daemon).
+    std::optional<std::string> connection;
 };
 
-// "-C PATH [--once] [-q SECONDS] [--foreground]"; anything else is a usage error (exit 64).
+// "-C PATH [--once [--connection NAME]] [-q SECONDS] [--foreground]"; anything else is a usage error (exit 64).
 Result<Options> parse_args(int argc, char** argv);
 
 struct Started {

@@ -62,9 +62,11 @@ enum class MessageType : std::uint16_t {
     // local-deliver and remote-deliver (from qmgr): one delivery, message fd attached.
     deliver = 300,
     delivery_result = 301, // per recipient: delivered, deferred or failed, with text
+    remote_deliver = 302,  // remote-deliver: one message over one route to one next hop
+    remote_result = 303,   // per recipient: delivered, deferred or failed, with the server's reply
 
     // route-selector (from qmgr).
-    route_query = 400,  // which route and host does this recipient take, and is it online?
+    route_query = 400,  // which route and next hop does each recipient take now?
     route_answer = 401,
 };
 

@@ -25,6 +25,9 @@ void set_ident(std::string ident);
 Result<void> open_file(const std::string& log_dir);
 void use_syslog();
 void use_stderr();
+// The log file's descriptor, -1 when lines do not go to a file: a forked
+// worker that closes inherited descriptors keeps this one.
+int file_descriptor();
 // The three settings of masqmail.conf that choose the sink: use_syslog wins;
 // otherwise an empty log_dir means stderr (masqmail 1.0 documented this but
 // failed at startup), else log_dir/masqmail.log.

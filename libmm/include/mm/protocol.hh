@@ -98,6 +98,85 @@ struct LeafResult {
 Result<std::string> encode_delivery_result(std::uint64_t request_id, const std::vector<LeafResult>& leaves);
 Result<std::vector<LeafResult>> decode_delivery_result(ipc::FrameReader& frame);
 
+// --- route_query → route-selector (private/route), from qmgr ---
+// Which route takes each remote recipient of one message now. `pass`
+// numbers qmgr's delivery passes: route-selector runs online_query once a
+// pass, so every message of a queue run sees the same connection.
+// `connection` (runq -qo NAME) replaces online_query. The message file is
+// passed so that route-selector reads the From: header itself (the
+// allowed/denied_from_hdrs filters); header_length bounds what it reads.
+struct RouteQuery {
+    std::uint64_t pass = 0;
+    std::optional<std::string> connection;
+    std::string queue_id;       // for logs
+    std::string sender;         // local@domain, "" for the null sender
+    std::vector<std::string> recipients; // local@domain, remote ones only
+    std::uint64_t content_offset = 0;
+    std::uint64_t header_length = 0;
+};
+Result<std::string> encode_route_query(std::uint64_t request_id, const RouteQuery& query);
+struct DecodedRouteQuery {
+    RouteQuery query;
+    Fd message;
+};
+Result<DecodedRouteQuery> decode_route_query(ipc::FrameReader& frame);
+
+// The routes that take one recipient now, in the order to try them (a
+// route that defers hands the recipient to the next, as in masqmail): each
+// the route file's path and the next hop (the smarthost "host:port", the
+// recipient's domain for direct delivery, "pipe" or "wrapper"). No
+// candidate: `reason` says why no route takes it.
+struct RouteCandidate {
+    std::string route;
+    std::string next_hop;
+    friend bool operator==(const RouteCandidate&, const RouteCandidate&) = default;
+};
+struct RouteChoice {
+    std::vector<RouteCandidate> candidates;
+    std::string reason;
+};
+struct RouteAnswer {
+    std::optional<std::string> connection; // the online connection's name
+    std::vector<RouteChoice> recipients;    // in the order asked
+};
+Result<std::string> encode_route_answer(std::uint64_t request_id, const RouteAnswer& answer);
+Result<RouteAnswer> decode_route_answer(ipc::FrameReader& frame);
+
+// --- remote_deliver → remote-deliver (private/remote), from qmgr ---
+// One message for the recipients that take one route to one next hop.
+// remote-deliver re-reads the route file and checks that the path is one
+// of the routes the configuration names (DESIGN rule 3). Messages for the
+// same route and next hop share one connection.
+struct RemoteRequest {
+    std::string queue_id;
+    std::string route;     // the route file's path, as route-selector named it
+    std::string next_hop;  // as route-selector named it
+    std::string return_path; // "" for the null sender
+    std::vector<std::string> recipients;
+    bool eight_bit_mime = false;
+    std::uint64_t content_offset = 0;
+    std::uint64_t content_length = 0;
+};
+Result<std::string> encode_remote_deliver(std::uint64_t request_id, const RemoteRequest& request);
+struct DecodedRemote {
+    RemoteRequest request;
+    Fd message;
+};
+Result<DecodedRemote> decode_remote_deliver(ipc::FrameReader& frame);
+
+// remote_result: one outcome per recipient in the order asked (a missing
+// one counts as deferred), and where the message went.
+struct RemoteRecipientResult {
+    LeafOutcome outcome = LeafOutcome::deferred;
+    std::string reason; // the server's reply or our error, printable
+};
+struct RemoteResult {
+    std::vector<RemoteRecipientResult> recipients;
+    std::string server; // "host[address:port]", "" when none was reached
+};
+Result<std::string> encode_remote_result(std::uint64_t request_id, const RemoteResult& result);
+Result<RemoteResult> decode_remote_result(ipc::FrameReader& frame);
+
 // --- qmgr control (public/qmgr-ctl): runq, runq -qo NAME, mailrm ---
 // run_queue: no fields; status reply once every message of the run had its attempt.
 // run_route: the route name; remove_message: queue ids. Each gets a status reply.

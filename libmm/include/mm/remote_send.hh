@@ -12,8 +12,10 @@
 #include "mm/fd.hh"
 #include "mm/route.hh"
 #include "mm/smtp_client.hh"
+#include "mm/tls_client.hh"
 
 #include <chrono>
+#include <optional>
 #include <string>
 #include <sys/types.h>
 #include <vector>
@@ -48,10 +50,49 @@ struct SendReport {
     std::string auth; // the AUTH mechanism used, "" without
 };
 
-// Sends the batch over `route` to its mail_host. A failure to connect, to
-// start TLS or to log in defers every recipient (fails them with
-// connect_error_fail for connection errors, as masqmail); a 5xx greeting
-// fails them. Messages after a lost connection are deferred untouched.
+// One SMTP connection over a route to one next hop (the smarthost, or the
+// recipient domain's mail exchangers), opened by the first send(). A
+// message after a lost connection dials again; after a failure to connect,
+// start TLS or log in, every later message gets that failure at once.
+// close() says QUIT. Blocking, bounded by deadlines.
+class RouteConnection {
+public:
+    RouteConnection(const config::RouteConfig& route, const config::MainConfig& main, std::string next_hop,
+        std::chrono::milliseconds connect_timeout = std::chrono::seconds(30));
+    ~RouteConnection();
+    RouteConnection(const RouteConnection&) = delete;
+    RouteConnection& operator=(const RouteConnection&) = delete;
+
+    smtp::MessageOutcome send(const SendItem& item);
+    void close();
+
+    const std::string& server() const { return server_; }
+    const std::string& tls() const { return tls_; }
+    const std::string& auth() const { return auth_; }
+    int connections() const { return connections_; } // sessions opened so far
+
+private:
+    Result<void> open();
+    void drop();
+
+    const config::RouteConfig& route_;
+    const config::MainConfig& main_;
+    std::string next_hop_;
+    std::chrono::milliseconds connect_timeout_;
+    Fd sock_;
+    pid_t wrapper_pid_ = -1;
+    std::optional<smtp::TlsTransport> transport_;
+    std::optional<smtp::ClientSession> session_;
+    std::optional<Error> failure_;
+    std::string server_, tls_, auth_;
+    int connections_ = 0;
+};
+
+// Sends the batch over `route` to its mail_host on one RouteConnection. A
+// failure to connect, to start TLS or to log in defers every recipient
+// (fails them with connect_error_fail for connection errors, as masqmail);
+// a 5xx greeting fails them. Messages after a lost connection are deferred
+// untouched.
 SendReport send_via_route(const config::RouteConfig& route, const config::MainConfig& main,
     const std::vector<SendItem>& items, std::chrono::milliseconds connect_timeout = std::chrono::seconds(30));
 
