@@ -10,6 +10,9 @@
 #include "mm/protocol.hh"
 #include "mm/remote_send.hh"
 #include "mm/route.hh"
+#include "mm/route_rewrite.hh"
+
+#include "pipe.hh"
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -65,6 +68,45 @@ Result<SendItem> send_item(const protocol::RemoteRequest& q, const Fd& message)
     return item;
 }
 
+// A pipe route (masqmail §3.3): the route's command once per recipient,
+// the copy rewritten for the route on its stdin, run as this daemon's user
+// with masqmail's variables. Exit 0 delivers; anything else defers, or
+// fails with connect_error_fail.
+protocol::RemoteResult send_by_pipe(const config::RouteConfig& route, const config::MainConfig& cfg,
+    const SendItem& item)
+{
+    protocol::RemoteResult result;
+    result.server = "pipe " + route.pipe->text;
+    auto copy = rewrite_for_route(route, cfg, item.content, item.return_path);
+    if (!copy) {
+        result.recipients.assign(item.recipients.size(),
+            { copy.error().is_temporary() ? protocol::LeafOutcome::deferred : protocol::LeafOutcome::failed,
+                copy.error().message() });
+        return result;
+    }
+    local::PipeOptions options;
+    options.from_line = route.pipe_fromline;
+    options.from_hack = route.pipe_fromhack;
+    for (const Address& rcpt : item.recipients) {
+        local::LocalEnvelope env { item.queue_id, copy->return_path, rcpt, rcpt, "", "", cfg.host_name };
+        protocol::RemoteRecipientResult r;
+        auto command = local::expand_command(route.pipe->argv, env);
+        local::DeliveryStatus status = command
+            ? local::run_pipe(*command, local::MessageSource::from_text(copy->message), env, options).status
+            : local::DeliveryStatus::fail(command.error().message());
+        switch (status.kind) {
+        case local::DeliveryStatus::delivered: r.outcome = protocol::LeafOutcome::delivered; break;
+        case local::DeliveryStatus::deferred: r.outcome = protocol::LeafOutcome::deferred; break;
+        case local::DeliveryStatus::failed:
+            r.outcome = route.connect_error_fail ? protocol::LeafOutcome::failed : protocol::LeafOutcome::deferred;
+            break;
+        }
+        r.reason = status.kind == local::DeliveryStatus::delivered ? "piped" : status.reason;
+        result.recipients.push_back(std::move(r));
+    }
+    return result;
+}
+
 void reply(const Fd& sock, std::uint64_t rid, const protocol::RemoteResult& result)
 {
     auto frame = protocol::encode_remote_result(rid, result);
@@ -117,21 +159,28 @@ void run_worker(const config::MainConfig& cfg, const std::string& route_path, co
                 item.error().message()));
             continue;
         }
-        smtp::MessageOutcome outcome = connection->send(*item);
         protocol::RemoteResult result;
-        result.server = connection->server();
-        for (std::size_t i = 0; i < q.recipients.size(); ++i) {
-            const smtp::RecipientOutcome* o = i < outcome.recipients.size() ? &outcome.recipients[i] : nullptr;
-            protocol::RemoteRecipientResult rr;
-            rr.outcome = o ? leaf_outcome(o->kind) : protocol::LeafOutcome::deferred;
-            rr.reason = o ? o->reply : "no answer for this recipient";
-            result.recipients.push_back(std::move(rr));
+        if (route->pipe) {
+            result = send_by_pipe(*route, cfg, *item);
+        } else {
+            smtp::MessageOutcome outcome = connection->send(*item);
+            result.server = connection->server();
+            for (std::size_t i = 0; i < q.recipients.size(); ++i) {
+                const smtp::RecipientOutcome* o = i < outcome.recipients.size() ? &outcome.recipients[i] : nullptr;
+                protocol::RemoteRecipientResult rr;
+                rr.outcome = o ? leaf_outcome(o->kind) : protocol::LeafOutcome::deferred;
+                rr.reason = o ? o->reply : "no answer for this recipient";
+                result.recipients.push_back(std::move(rr));
+            }
+        }
+        for (std::size_t i = 0; i < result.recipients.size(); ++i) {
+            const protocol::RemoteRecipientResult& rr = result.recipients[i];
             log::info("%s to=<%s> route=%s relay=%s%s%s status=%s (%s)", q.queue_id.c_str(), q.recipients[i].c_str(),
                 route_path.c_str(), result.server.c_str(), connection->tls().empty() ? "" : " tls=",
                 connection->tls().c_str(),
                 rr.outcome == protocol::LeafOutcome::delivered ? "sent"
                     : rr.outcome == protocol::LeafOutcome::failed ? "bounced" : "deferred",
-                result.recipients.back().reason.c_str());
+                rr.reason.c_str());
         }
         reply(sock, rid, result);
     }

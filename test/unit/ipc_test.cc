@@ -432,6 +432,8 @@ TEST_CASE("the message type registry is stable and complete")
     CHECK(static_cast<int>(MessageType::submit_begin) == 100);
     CHECK(static_cast<int>(MessageType::new_message) == 200);
     CHECK(static_cast<int>(MessageType::deliver) == 300);
+    CHECK(static_cast<int>(MessageType::remote_deliver) == 302);
+    CHECK(static_cast<int>(MessageType::remote_result) == 303);
     CHECK(static_cast<int>(MessageType::route_query) == 400);
     std::set<std::string> names;
     int known = 0;
@@ -444,8 +446,8 @@ TEST_CASE("the message type registry is stable and complete")
         CHECK(name != "unknown");
         names.insert(name);
     }
-    CHECK(known == 17);
-    CHECK(names.size() == 17);
+    CHECK(known == 19);
+    CHECK(names.size() == 19);
     CHECK(std::string(mm::ipc::message_type_name(static_cast<MessageType>(999))) == "unknown");
 }
 
