@@ -1061,6 +1061,8 @@ private:
         return text ? std::move(text).value() : std::string();
     }
 
+    // A server's reply ("550 5.1.1 no such user") is reported as an smtp
+    // diagnostic with its enhanced code; our own texts as x-local.
     static DsnRecipient dsn_recipient(const EnvelopeRecipient& rcpt, const RecipientProgress& p, DsnAction action)
     {
         DsnRecipient r;
@@ -1069,6 +1071,15 @@ private:
         r.status = action == DsnAction::failed ? "5.0.0" : "4.0.0";
         r.action = action;
         r.diagnostic = "x-local; " + p.last_error;
+        const std::string& e = p.last_error;
+        auto digit = [&](std::size_t i) { return i < e.size() && e[i] >= '0' && e[i] <= '9'; };
+        if (e.size() >= 4 && (e[0] == '4' || e[0] == '5') && digit(1) && digit(2) && (e[3] == ' ' || e[3] == '-')) {
+            r.diagnostic = "smtp; " + e;
+            std::size_t end = e.find(' ', 4);
+            std::string code = e.substr(4, end == std::string::npos ? std::string::npos : end - 4);
+            if (code.size() >= 5 && code[0] == e[0] && code[1] == '.')
+                r.status = code; // build_dsn checks it and falls back to x.0.0
+        }
         r.last_attempt = static_cast<std::time_t>(p.last_attempt);
         return r;
     }
