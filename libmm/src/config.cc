@@ -226,6 +226,7 @@ constexpr auto main_rules = std::to_array<Rule>({
     { "smtp_timeout", assign<interval_value, &MainConfig::smtp_timeout> },
     { "smtp_max_connections", set_smtp_max_connections },
     { "smtp_max_connections_per_client", set_smtp_max_connections_per_client },
+    { "dns_server", assign<dns_server_value, &MainConfig::dns_server> },
     // 0.3.x and older
     { "connect_route.", set_legacy_query_routes },
     { "online_routes.", set_legacy_query_routes },

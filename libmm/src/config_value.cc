@@ -59,6 +59,11 @@ std::string HostPort::str() const
     return (v6 ? "[" + host + "]" : host) + ":" + std::to_string(port);
 }
 
+std::string DnsServer::str() const
+{
+    return (family == AF_INET6 ? "[" + address + "]" : address) + ":" + std::to_string(port);
+}
+
 bool AddressGlob::matches(const Address& address, bool caseless_local) const
 {
     if (null_sender)
@@ -316,6 +321,25 @@ Result<Network> parse_network(std::string_view text)
     return net;
 }
 
+Result<DnsServer> parse_dns_server(std::string_view text)
+{
+    Result<HostPort> hp = parse_host_port(text, 53);
+    if (!hp)
+        return hp.error();
+    DnsServer server;
+    server.address = hp->host;
+    server.port = hp->port;
+    in6_addr bytes {};
+    if (::inet_pton(AF_INET, server.address.c_str(), &bytes) == 1)
+        server.family = AF_INET;
+    else if (::inet_pton(AF_INET6, server.address.c_str(), &bytes) == 1)
+        server.family = AF_INET6;
+    else
+        return invalid("not a numeric IPv4 or IPv6 address (a name server is never found by name): "
+            + in_quotes(text));
+    return server;
+}
+
 // ---- values in their place ----
 
 std::optional<bool> bool_value(const Setting& s)
@@ -506,6 +530,16 @@ std::optional<RewriteMap> rewrite_map_value(const Setting& s)
 std::optional<std::vector<Network>> network_list_value(const Setting& s)
 {
     return typed_list<Network>(s, parse_network);
+}
+
+std::optional<DnsServer> dns_server_value(const Setting& s)
+{
+    Result<DnsServer> v = parse_dns_server(s.value);
+    if (!v) {
+        s.error(v.error().message());
+        return std::nullopt;
+    }
+    return std::move(v).value();
 }
 
 // ---- Setting ----

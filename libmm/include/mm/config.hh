@@ -93,6 +93,8 @@ struct MainConfig {
     // that may relay, loopback and relay_nets, are not counted per address).
     std::size_t smtp_max_connections = limits::smtp_connections;
     std::size_t smtp_max_connections_per_client = limits::smtp_connections_per_client;
+    // The name server for direct MX delivery; unset: /etc/resolv.conf's.
+    std::optional<DnsServer> dns_server;
 };
 
 // Reads masqmail.conf at `path`. Every error and warning goes to `diag` as

@@ -71,6 +71,18 @@ struct Network {
     std::string text;
 };
 
+// The name server asked for MX and address records instead of those of
+// /etc/resolv.conf: a numeric address (never a name, which would need a
+// name server to find), port 53 unless given.
+struct DnsServer {
+    int family = 0; // AF_INET or AF_INET6
+    std::string address; // numeric, without brackets
+    std::uint16_t port = 53;
+
+    // "192.0.2.53:53", "[2001:db8::53]:53".
+    std::string str() const;
+};
+
 // ---- pure parsers: the error message is the reason alone ----
 
 // Exactly yes/no/on/off/true/false, case-insensitive.
@@ -87,6 +99,8 @@ Result<AddressGlob> parse_address_glob(std::string_view item);
 // the value has no domain).
 Result<RewriteRule> parse_rewrite_rule(std::string_view item);
 Result<Network> parse_network(std::string_view text);
+// "192.0.2.53", "192.0.2.53:5353", "[2001:db8::53]", "[2001:db8::53]:5353".
+Result<DnsServer> parse_dns_server(std::string_view text);
 
 // ---- a value in its place: reports to the diagnostics as "'name': reason" ----
 
@@ -123,6 +137,7 @@ std::optional<std::vector<HostPort>> host_port_list_value(const Setting& s);
 std::optional<std::vector<AddressGlob>> address_glob_list_value(const Setting& s);
 std::optional<RewriteMap> rewrite_map_value(const Setting& s);
 std::optional<std::vector<Network>> network_list_value(const Setting& s);
+std::optional<DnsServer> dns_server_value(const Setting& s);
 
 template <class T> std::optional<T> integer_value(const Setting& s, T min, T max)
 {
