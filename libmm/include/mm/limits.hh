@@ -82,6 +82,13 @@ inline constexpr std::size_t ipc_fields = 4096;
 inline constexpr std::size_t ipc_data_chunk = 32 * 1024;
 inline constexpr std::size_t ipc_fds = 1;  // descriptors passed beside one frame (SCM_RIGHTS)
 
+// DNS answers for direct MX delivery, read as hostile (RFC 1035 §4.1; names
+// are at most limits::domain octets in wire form, RFC 1035 §2.3.4).
+inline constexpr std::size_t dns_message = 65535;    // the most a TCP answer holds (RFC 1035 §4.2.2)
+inline constexpr std::size_t dns_cname_chain = 8;    // CNAMEs followed in one answer (ours)
+inline constexpr std::size_t mx_hosts = 20;          // MX hosts of one domain resolved (ours)
+inline constexpr std::size_t mx_host_addresses = 16; // addresses kept per MX host (ours)
+
 // Logging: one line, longer is truncated.
 inline constexpr std::size_t log_line = 4096;
 
