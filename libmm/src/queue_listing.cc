@@ -26,7 +26,7 @@ protocol::ListedMessage listed(const StoredMessage& m, const DeliveryState& stat
         std::string why = p.last_error;
         if (why.empty() && p.state == RecipientState::pending && p.attempts == 0
             && !is_local(e.recipients[i].address, config))
-            why = "waiting for a route (remote delivery is not in this build yet)";
+            why = "waiting for a route: no queue run has tried it yet";
         out.recipients.push_back({ e.recipients[i].address.str(), p.state, p.attempts, why, p.next_attempt });
     }
     return out;
