@@ -1079,6 +1079,13 @@ private:
             std::string code = e.substr(4, end == std::string::npos ? std::string::npos : end - 4);
             if (code.size() >= 5 && code[0] == e[0] && code[1] == '.')
                 r.status = code; // build_dsn checks it and falls back to x.0.0
+        } else if (e.size() >= 6 && (e[0] == '4' || e[0] == '5') && e[1] == '.') {
+            // remote-deliver's own error: "5.1.10 text"
+            std::size_t end = e.find(' ');
+            if (end != std::string::npos) {
+                r.status = e.substr(0, end);
+                r.diagnostic = "x-local; " + e.substr(end + 1);
+            }
         }
         r.last_attempt = static_cast<std::time_t>(p.last_attempt);
         return r;

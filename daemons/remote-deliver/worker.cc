@@ -14,6 +14,7 @@
 
 #include "pipe.hh"
 
+#include <cctype>
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -29,6 +30,19 @@ protocol::LeafOutcome leaf_outcome(smtp::RecipientOutcome::Kind kind)
     case smtp::RecipientOutcome::Kind::deferred: break;
     }
     return protocol::LeafOutcome::deferred;
+}
+
+// The server's reply as it came ("550 5.1.1 ..."), or our own error with
+// its enhanced status code in front ("5.1.10 example.org accepts no
+// mail"), so that a bounce can report the status.
+std::string reason_text(const smtp::RecipientOutcome& o)
+{
+    const std::string& r = o.reply;
+    bool reply = r.size() >= 4 && r[0] >= '2' && r[0] <= '5' && std::isdigit(static_cast<unsigned char>(r[1]))
+        && std::isdigit(static_cast<unsigned char>(r[2])) && (r[3] == ' ' || r[3] == '-');
+    if (reply || o.enhanced.empty())
+        return r;
+    return o.enhanced + " " + r;
 }
 
 protocol::RemoteResult all(std::size_t n, protocol::LeafOutcome outcome, const std::string& reason)
@@ -169,7 +183,7 @@ void run_worker(const config::MainConfig& cfg, const std::string& route_path, co
                 const smtp::RecipientOutcome* o = i < outcome.recipients.size() ? &outcome.recipients[i] : nullptr;
                 protocol::RemoteRecipientResult rr;
                 rr.outcome = o ? leaf_outcome(o->kind) : protocol::LeafOutcome::deferred;
-                rr.reason = o ? o->reply : "no answer for this recipient";
+                rr.reason = o ? reason_text(*o) : "no answer for this recipient";
                 result.recipients.push_back(std::move(rr));
             }
         }

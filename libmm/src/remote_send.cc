@@ -2,6 +2,7 @@
 // One connection's work for remote-deliver (mm/remote_send.hh).
 #include "mm/remote_send.hh"
 
+#include "mm/mx_resolve.hh"
 #include "mm/remote_route.hh"
 #include "mm/route_rewrite.hh"
 #include "mm/spawn.hh"
@@ -21,6 +22,8 @@
 namespace mm {
 
 namespace {
+
+constexpr auto dns_timeout = std::chrono::seconds(10);
 
 std::string address_text(const sockaddr* sa, std::uint16_t port)
 {
@@ -173,24 +176,81 @@ void RouteConnection::close()
 
 Result<void> RouteConnection::open()
 {
-    if (!route_.mail_host && !route_.wrapper)
-        return Error::temporary("direct MX delivery is not in this build yet");
-    std::string host = route_.mail_host ? route_.mail_host->host : std::string("localhost");
-    std::uint16_t port = route_.mail_host ? route_.mail_host->port : 25;
-    std::string used;
-    Result<Fd> sock = route_.wrapper ? spawn_wrapper(*route_.wrapper, &wrapper_pid_)
-                                     : connect_host(host, port, connect_timeout_, &used);
-    server_ = route_.wrapper ? "wrapper " + route_.wrapper->text : host + "[" + used + "]";
-    if (!sock) {
-        Error e = sock.error();
-        if (route_.connect_error_fail)
-            e = Error::permanent(e.message()).status_as("5.4.4");
-        return e;
+    if (route_.wrapper) {
+        auto sock = spawn_wrapper(*route_.wrapper, &wrapper_pid_);
+        server_ = "wrapper " + route_.wrapper->text;
+        if (!sock)
+            return connect_error(sock.error());
+        return start_session(std::move(sock).value(), "localhost", 25, false);
     }
-    sock_ = std::move(sock).value();
+    if (route_.mail_host) {
+        const std::string& host = route_.mail_host->host;
+        std::uint16_t port = route_.mail_host->port;
+        std::string used;
+        auto sock = connect_host(host, port, connect_timeout_, &used);
+        server_ = host + "[" + (used.empty() ? std::to_string(port) : used) + "]";
+        if (!sock)
+            return connect_error(sock.error());
+        return start_session(std::move(sock).value(), host, port, false);
+    }
+    return open_direct();
+}
+
+// Direct delivery: the next hop is the recipient domain; its mail
+// exchangers in RFC 5321 §5.1 order, each address in turn, until one
+// greets us and takes EHLO (and TLS, when the route asks for it).
+Result<void> RouteConnection::open_direct()
+{
+    server_ = next_hop_;
+    auto exchangers = resolve_mail_exchangers(next_hop_, route_.resolve_list, main_.dns_server, dns_timeout);
+    if (!exchangers) {
+        if (!exchangers.error().is_temporary())
+            return std::move(exchangers).error(); // a null MX, a malformed domain
+        return connect_error(exchangers.error());
+    }
+    std::uint16_t port = route_.smtp_port;
+    std::string failures;
+    std::optional<Error> last;
+    for (const MailExchanger& mx : *exchangers) {
+        for (const std::string& address : mx.addresses) {
+            std::string used;
+            auto sock = connect_host(address, port, connect_timeout_, &used);
+            server_ = mx.host + "[" + (used.empty() ? address : used) + "]";
+            Result<void> opened = sock ? start_session(std::move(sock).value(), mx.host, port, true)
+                                       : Result<void>(sock.error());
+            if (opened)
+                return opened;
+            failures += (failures.empty() ? "" : "; ") + server_ + ": " + opened.error().message();
+            last = opened.error();
+            drop();
+        }
+    }
+    if (!last)
+        return connect_error(Error::temporary("no mail exchanger of " + next_hop_ + " has an address").status_as("4.4.3"));
+    // Every exchanger failed: the last one's verdict, with all the reasons.
+    Error e = last->is_temporary() ? Error::temporary(failures).status_as("4.4.1") : Error::permanent(failures);
+    return last->is_temporary() ? connect_error(e) : e;
+}
+
+// connect_error_fail (masqmail): errors of reaching the server fail at once.
+Error RouteConnection::connect_error(const Error& e) const
+{
+    if (route_.connect_error_fail && e.is_temporary())
+        return Error::permanent(e.message()).status_as("5.4.4");
+    return e;
+}
+
+Result<void> RouteConnection::start_session(Fd sock, const std::string& host, std::uint16_t port, bool direct)
+{
+    sock_ = std::move(sock);
     auto tls = tls_options(route_, host);
     if (!tls)
         return std::move(tls).error();
+    // Opportunistic TLS to a domain's mail exchangers encrypts without
+    // checking the certificate (RFC 7435; Postfix's "may"): MX host names
+    // are not authenticated by DNS anyway. A route that sets tls checks.
+    if (direct && route_.tls == config::TlsMode::opportunistic && !route_.tls_fingerprint)
+        tls->verify = false;
     transport_.emplace(sock_.get(), *tls);
     if (implicit_tls(route_))
         if (auto r = transport_->start_tls(std::chrono::minutes(5)); !r)

@@ -20,6 +20,7 @@ import time
 import unittest
 
 import mmtest
+from dns_stub import DnsStub
 import smarthost
 from mmtest import Instance, wait_for
 from smarthost import Smarthost
@@ -671,6 +672,71 @@ class Connection(RouteCase):
                 self.assertIn("RSET", t, lines)
             if not failed:
                 self.assertNotIn("RSET", t, lines)
+
+
+# --- direct delivery to the mail exchangers (no mail_host), DNS from a stub ---
+
+class Direct(RouteCase):
+    """A route without mail_host: each recipient domain's MX hosts in
+    preference order, from dns_stub.py on 127.0.0.1 (dns_server), on the
+    route's smtp_port (the test smarthost's)."""
+
+    def direct_route(self, port, text="tls = none\n"):
+        return self.inst.write("direct.route", f"smtp_port = {port}\n" + text)
+
+    def test_mx_order_and_fallback_to_the_next_exchanger(self):
+        dead = mmtest.free_port()  # nothing listens there: mx1 refuses
+        sh = self.smarthost()
+        with DnsStub(records={
+                "example.org": {"MX": [(10, "mx1.example.org"), (20, "mx2.example.org")]},
+                "mx1.example.org": {"A": ["127.0.0.2"]},
+                "mx2.example.org": {"A": ["127.0.0.1"]},
+                "other.example": {"A": ["127.0.0.1"]},  # no MX: implicit MX
+        }) as dns:
+            # mx1 resolves to 127.0.0.2, where nothing listens on the smarthost's port
+            route = self.direct_route(sh.port)
+            self.configure(f'permanent_routes = "{route}"\n' + dns.config_line() + "\n")
+            self.queue(message("friend@example.org", "mx"))
+            self.queue(message("pal@other.example", "implicit"))
+            self.run_queue()
+            self.wait_queue_empty()
+            self.assertEqual(sorted(r for m in sh.messages for r in m.rcpt_tos),
+                             ["friend@example.org", "pal@other.example"])
+            asked = dns.names_asked("MX")
+            self.assertIn("example.org", asked)
+            self.assertIn("other.example", asked)
+        self.assertIn("relay=mx2.example.org[127.0.0.1:", self.inst.log_text())
+        del dead
+
+    def test_dns_failure_defers_and_null_mx_bounces(self):
+        sh = self.smarthost()
+        with DnsStub(records={"broken.example": "SERVFAIL", "gone.example": "NXDOMAIN",
+                              "nomail.example": {"MX": [(0, ".")]}}) as dns:
+            route = self.direct_route(sh.port)
+            self.configure(f'permanent_routes = "{route}"\n' + dns.config_line() + "\n")
+            self.queue(message("a@broken.example", "servfail"), "-f", "joe")
+            self.queue(message("b@gone.example", "nxdomain"), "-f", "joe")
+            self.queue(message("c@nomail.example", "null mx"), "-f", "joe")
+            self.run_queue()
+            self.assert_deferred("a@broken.example")
+            self.assert_deferred("b@gone.example")
+            self.assertNotIn("c@nomail.example", self.pending())
+            bounces = self.wait_mbox("joe")
+        self.assertEqual(sh.messages, [])
+        self.assertEqual(len(bounces), 1, bounces)
+        self.assertIn(b"c@nomail.example", bounces[0])
+        self.assertIn(b"5.1.10", bounces[0])
+
+    def test_domain_literal_needs_no_dns(self):
+        sh = self.smarthost()
+        with DnsStub(records={}) as dns:
+            route = self.direct_route(sh.port)
+            self.configure(f'permanent_routes = "{route}"\n' + dns.config_line() + "\n")
+            self.queue(message("friend@[127.0.0.1]", "literal"))
+            self.run_queue()
+            self.wait_queue_empty()
+            self.assertEqual(dns.queries, [])
+        self.assertEqual(sh.messages[0].rcpt_tos, ["friend@[127.0.0.1]"])
 
 
 if __name__ == "__main__":

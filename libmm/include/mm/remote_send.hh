@@ -51,7 +51,8 @@ struct SendReport {
 };
 
 // One SMTP connection over a route to one next hop (the smarthost, or the
-// recipient domain's mail exchangers), opened by the first send(). A
+// recipient domain's mail exchangers tried in order: `next_hop` is then the
+// domain), opened by the first send(). A
 // message after a lost connection dials again; after a failure to connect,
 // start TLS or log in, every later message gets that failure at once.
 // close() says QUIT. Blocking, bounded by deadlines.
@@ -73,6 +74,9 @@ public:
 
 private:
     Result<void> open();
+    Result<void> open_direct();
+    Result<void> start_session(Fd sock, const std::string& host, std::uint16_t port, bool direct);
+    Error connect_error(const Error& e) const;
     void drop();
 
     const config::RouteConfig& route_;
