@@ -231,6 +231,9 @@ Result<std::vector<MailExchanger>> by_dns(const std::string& name, bool mx_looku
         if (!listed)
             return listed.error();
         hosts = std::move(listed).value();
+        // MX records that all name no usable host never make the domain its own MX.
+        if (hosts.empty() && !answer->records.empty())
+            return dns_trouble(name + " MX: no MX record names a usable host");
     }
     bool implicit = hosts.empty();
     if (implicit)

@@ -105,6 +105,13 @@ class MxLookup(unittest.TestCase):
             self.assert_error(self.lookup(dns, "example.org"), "4.4.3", "temporary",
                               "example.org", "gone.example.org", "NXDOMAIN")
 
+    def test_unusable_mx_hosts_never_fall_back_to_the_domain(self):
+        records = {"odd.example": {"MX": [(10, "-bad-.example"), (20, "192.0.2.1")], "A": ["127.0.0.1"]}}
+        with DnsStub(records) as dns:
+            self.assert_error(self.lookup(dns, "odd.example"), "4.4.3", "temporary", "odd.example",
+                              "no MX record names a usable host")
+            self.assertEqual(dns.names_asked(), ["odd.example"])
+
     def test_mx_host_behind_a_cname(self):
         records = {"example.org": {"MX": [(10, "mail.example.org")]},
                    "mail.example.org": {"CNAME": "real.example.net"},
