@@ -227,6 +227,82 @@ void round_trip_delivery_result(FrameReader& r)
             fail("delivery_result changed in a round trip");
 }
 
+void round_trip_route_query(FrameReader& r, std::string_view frame)
+{
+    auto first = protocol::decode_route_query(r);
+    if (!first)
+        return;
+    if (!first->message.valid())
+        fail("route_query without its descriptor");
+    std::string again_frame = encoded(protocol::encode_route_query(r.request_id(), first->query));
+    check_same_bytes(again_frame, frame);
+    FrameReader again_r = reparse(again_frame, r.request_id());
+    protocol::DecodedRouteQuery again = accepted(protocol::decode_route_query(again_r));
+    const protocol::RouteQuery& a = again.query;
+    const protocol::RouteQuery& b = first->query;
+    if (a.pass != b.pass || a.connection != b.connection || a.queue_id != b.queue_id || a.sender != b.sender
+        || a.recipients != b.recipients || a.content_offset != b.content_offset
+        || a.header_length != b.header_length)
+        fail("route_query changed in a round trip");
+}
+
+void round_trip_route_answer(FrameReader& r)
+{
+    auto first = protocol::decode_route_answer(r);
+    if (!first)
+        return;
+    std::string frame = encoded(protocol::encode_route_answer(r.request_id(), *first));
+    FrameReader again_r = reparse(frame, r.request_id());
+    protocol::RouteAnswer again = accepted(protocol::decode_route_answer(again_r));
+    if (again.connection != first->connection || again.recipients.size() != first->recipients.size())
+        fail("route_answer changed in a round trip");
+    for (std::size_t i = 0; i < again.recipients.size(); ++i)
+        if (again.recipients[i].candidates != first->recipients[i].candidates
+            || again.recipients[i].reason != bounded(first->recipients[i].reason))
+            fail("route_answer changed in a round trip");
+}
+
+void round_trip_remote_deliver(FrameReader& r, std::string_view frame)
+{
+    auto first = protocol::decode_remote_deliver(r);
+    if (!first)
+        return;
+    if (!first->message.valid())
+        fail("remote_deliver without its descriptor");
+    if (first->request.recipients.empty())
+        fail("remote_deliver without recipients");
+    std::string again_frame = encoded(protocol::encode_remote_deliver(r.request_id(), first->request));
+    check_same_bytes(again_frame, frame);
+    FrameReader again_r = reparse(again_frame, r.request_id());
+    protocol::DecodedRemote again = accepted(protocol::decode_remote_deliver(again_r));
+    const protocol::RemoteRequest& a = again.request;
+    const protocol::RemoteRequest& b = first->request;
+    if (a.queue_id != b.queue_id || a.route != b.route || a.next_hop != b.next_hop
+        || a.return_path != b.return_path || a.recipients != b.recipients
+        || a.eight_bit_mime != b.eight_bit_mime || a.content_offset != b.content_offset
+        || a.content_length != b.content_length)
+        fail("remote_deliver changed in a round trip");
+}
+
+void round_trip_remote_result(FrameReader& r)
+{
+    auto first = protocol::decode_remote_result(r);
+    if (!first)
+        return;
+    for (const protocol::RemoteRecipientResult& rcpt : first->recipients)
+        if (!is_outcome(rcpt.outcome))
+            fail("a recipient outcome of no known value was decoded");
+    std::string frame = encoded(protocol::encode_remote_result(r.request_id(), *first));
+    FrameReader again_r = reparse(frame, r.request_id());
+    protocol::RemoteResult again = accepted(protocol::decode_remote_result(again_r));
+    if (again.server != bounded(first->server) || again.recipients.size() != first->recipients.size())
+        fail("remote_result changed in a round trip");
+    for (std::size_t i = 0; i < again.recipients.size(); ++i)
+        if (again.recipients[i].outcome != first->recipients[i].outcome
+            || again.recipients[i].reason != bounded(first->recipients[i].reason))
+            fail("remote_result changed in a round trip");
+}
+
 // run_route, remove_message, new_message: a value, one spelling.
 template <class Decode, class Encode>
 void round_trip_value(FrameReader& r, std::string_view frame, Decode decode, Encode encode)
@@ -334,6 +410,14 @@ bool decoder_accepts(MessageType type, FrameReader& r)
         return protocol::decode_deliver(r).has_value();
     case MessageType::delivery_result:
         return protocol::decode_delivery_result(r).has_value();
+    case MessageType::route_query:
+        return protocol::decode_route_query(r).has_value();
+    case MessageType::route_answer:
+        return protocol::decode_route_answer(r).has_value();
+    case MessageType::remote_deliver:
+        return protocol::decode_remote_deliver(r).has_value();
+    case MessageType::remote_result:
+        return protocol::decode_remote_result(r).has_value();
     case MessageType::run_route:
         return protocol::decode_run_route(r).has_value();
     case MessageType::remove_message:
@@ -355,6 +439,10 @@ constexpr MessageType decoded_types[] = {
     MessageType::submit_result,
     MessageType::deliver,
     MessageType::delivery_result,
+    MessageType::route_query,
+    MessageType::route_answer,
+    MessageType::remote_deliver,
+    MessageType::remote_result,
     MessageType::run_route,
     MessageType::remove_message,
     MessageType::new_message,
@@ -395,6 +483,14 @@ void check_frame(std::string_view frame, Listing& listing)
         return round_trip_deliver(r, frame);
     case MessageType::delivery_result:
         return round_trip_delivery_result(r);
+    case MessageType::route_query:
+        return round_trip_route_query(r, frame);
+    case MessageType::route_answer:
+        return round_trip_route_answer(r);
+    case MessageType::remote_deliver:
+        return round_trip_remote_deliver(r, frame);
+    case MessageType::remote_result:
+        return round_trip_remote_result(r);
     case MessageType::run_route:
         return round_trip_value(r, frame, protocol::decode_run_route, protocol::encode_run_route);
     case MessageType::remove_message:

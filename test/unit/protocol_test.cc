@@ -32,16 +32,26 @@ constexpr std::uint16_t t_kind = 2;
 constexpr std::uint16_t t_exit = 3;
 constexpr std::uint16_t t_text = 4;
 constexpr std::uint16_t t_errno = 5;
+constexpr std::uint16_t t_sender = 10;
 constexpr std::uint16_t t_recipient = 11;
 constexpr std::uint16_t t_extract = 12;
 constexpr std::uint16_t t_queue_id = 20;
+constexpr std::uint16_t t_return_path = 21;
 constexpr std::uint16_t t_leaf = 22;
 constexpr std::uint16_t t_ident = 23;
+constexpr std::uint16_t t_offset = 25;
+constexpr std::uint16_t t_length = 26;
 constexpr std::uint16_t t_outcome = 27;
 constexpr std::uint16_t t_reason = 28;
 constexpr std::uint16_t t_route = 29;
 constexpr std::uint16_t t_continued = 30;
 constexpr std::uint16_t t_state = 35;
+constexpr std::uint16_t t_eight_bit = 41;
+constexpr std::uint16_t t_pass = 43;
+constexpr std::uint16_t t_connection = 44;
+constexpr std::uint16_t t_next_hop = 45;
+constexpr std::uint16_t t_header_length = 46;
+constexpr std::uint16_t t_server = 47;
 constexpr std::uint16_t t_unknown = 99;
 
 const std::string queue_id_a = "1700000000.0123456789abcdef";
@@ -160,6 +170,17 @@ std::string with_value(const std::string& frame, std::uint16_t tag, std::string 
     return join(raw);
 }
 
+// The frame with a field inserted before the first field of `before`, so a
+// test can put a field where its type's order does not allow it.
+std::string with_field_before(
+    const std::string& frame, std::uint16_t before, std::uint16_t tag, std::string value)
+{
+    RawFrame raw = split(frame);
+    raw.fields.emplace(
+        raw.fields.begin() + static_cast<std::ptrdiff_t>(index_of(raw, before)), tag, std::move(value));
+    return join(raw);
+}
+
 std::string with_type(const std::string& frame, MessageType type)
 {
     RawFrame raw = split(frame);
@@ -266,6 +287,178 @@ void check_same(const protocol::DeliverRequest& got, const protocol::DeliverRequ
     CHECK(got.received_host == want.received_host);
     CHECK(got.content_offset == want.content_offset);
     CHECK(got.content_length == want.content_length);
+}
+
+// --- route_query, route_answer ---
+
+protocol::RouteQuery full_route_query()
+{
+    protocol::RouteQuery q;
+    q.pass = (std::uint64_t { 1 } << 63) + 5;
+    q.connection = "isp1";
+    q.queue_id = queue_id_a;
+    q.sender = "alice@example.org";
+    q.recipients = { "bob@example.net", "\"john doe\"@example.com", "carol@[192.0.2.1]" };
+    q.content_offset = 412;
+    q.header_length = (std::uint64_t { 1 } << 33) + 1;
+    return q;
+}
+
+void check_same(const protocol::RouteQuery& got, const protocol::RouteQuery& want)
+{
+    CHECK(got.pass == want.pass);
+    CHECK(got.connection == want.connection);
+    CHECK(got.queue_id == want.queue_id);
+    CHECK(got.sender == want.sender);
+    CHECK(got.recipients == want.recipients);
+    CHECK(got.content_offset == want.content_offset);
+    CHECK(got.header_length == want.header_length);
+}
+
+protocol::DecodedRouteQuery route_query_round_trip(const protocol::RouteQuery& q)
+{
+    std::string frame = value_of(protocol::encode_route_query(21, q));
+    FrameReader r = parsed(frame, content_fd());
+    CHECK(r.type() == MessageType::route_query);
+    CHECK(r.request_id() == 21);
+    protocol::DecodedRouteQuery d = value_of(protocol::decode_route_query(r));
+    check_same(d.query, q);
+    REQUIRE(d.message.valid());
+    CHECK(read_all(d.message) == content);
+    return d;
+}
+
+protocol::RouteChoice choice(std::vector<protocol::RouteCandidate> candidates, std::string reason = "")
+{
+    protocol::RouteChoice c;
+    c.candidates = std::move(candidates);
+    c.reason = std::move(reason);
+    return c;
+}
+
+protocol::RouteAnswer full_route_answer()
+{
+    protocol::RouteAnswer a;
+    a.connection = "isp1";
+    a.recipients = {
+        choice({ { "/etc/masqmail/lan.route", "smtp.lan.example:25" },
+            { "/etc/masqmail/isp1.route", "example.net" } }),
+        choice({}, "no online route takes it (online: isp1; see masqmail --explain)"),
+        choice({ { "/etc/masqmail/pipe.route", "pipe" } }),
+        choice({ { "/etc/masqmail/tunnel.route", "wrapper" } }, "a reason beside candidates travels too"),
+    };
+    return a;
+}
+
+// What differs between two answers, "" when nothing does.
+std::string difference(const protocol::RouteAnswer& a, const protocol::RouteAnswer& b)
+{
+    if (a.connection != b.connection)
+        return "connection";
+    if (a.recipients.size() != b.recipients.size())
+        return "recipient count " + std::to_string(a.recipients.size()) + " vs "
+            + std::to_string(b.recipients.size());
+    for (std::size_t i = 0; i < a.recipients.size(); ++i) {
+        if (a.recipients[i].candidates != b.recipients[i].candidates)
+            return "candidates of recipient " + std::to_string(i);
+        if (a.recipients[i].reason != b.recipients[i].reason)
+            return "reason of recipient " + std::to_string(i);
+    }
+    return "";
+}
+
+protocol::RouteAnswer route_answer_round_trip(const protocol::RouteAnswer& a)
+{
+    std::string frame = value_of(protocol::encode_route_answer(22, a));
+    FrameReader r = parsed(frame);
+    CHECK(r.type() == MessageType::route_answer);
+    CHECK(r.request_id() == 22);
+    return value_of(protocol::decode_route_answer(r));
+}
+
+// --- remote_deliver, remote_result ---
+
+protocol::RemoteRequest full_remote()
+{
+    protocol::RemoteRequest q;
+    q.queue_id = queue_id_b;
+    q.route = "/etc/masqmail/isp1.route";
+    q.next_hop = "smtp.isp1.example:587";
+    q.return_path = "alice@example.org";
+    q.recipients = { "bob@example.net", "\"john doe\"@example.net", "carol@[192.0.2.1]" };
+    q.eight_bit_mime = true;
+    q.content_offset = 97;
+    q.content_length = (std::uint64_t { 1 } << 40) + 7;
+    return q;
+}
+
+void check_same(const protocol::RemoteRequest& got, const protocol::RemoteRequest& want)
+{
+    CHECK(got.queue_id == want.queue_id);
+    CHECK(got.route == want.route);
+    CHECK(got.next_hop == want.next_hop);
+    CHECK(got.return_path == want.return_path);
+    CHECK(got.recipients == want.recipients);
+    CHECK(got.eight_bit_mime == want.eight_bit_mime);
+    CHECK(got.content_offset == want.content_offset);
+    CHECK(got.content_length == want.content_length);
+}
+
+protocol::DecodedRemote remote_round_trip(const protocol::RemoteRequest& q)
+{
+    std::string frame = value_of(protocol::encode_remote_deliver(23, q));
+    FrameReader r = parsed(frame, content_fd());
+    CHECK(r.type() == MessageType::remote_deliver);
+    CHECK(r.request_id() == 23);
+    protocol::DecodedRemote d = value_of(protocol::decode_remote_deliver(r));
+    check_same(d.request, q);
+    REQUIRE(d.message.valid());
+    CHECK(read_all(d.message) == content);
+    return d;
+}
+
+protocol::RemoteRecipientResult recipient_result(protocol::LeafOutcome outcome, std::string reason)
+{
+    protocol::RemoteRecipientResult r;
+    r.outcome = outcome;
+    r.reason = std::move(reason);
+    return r;
+}
+
+protocol::RemoteResult full_remote_result()
+{
+    protocol::RemoteResult result;
+    result.server = "smtp.isp1.example[192.0.2.25:587]";
+    result.recipients = {
+        recipient_result(protocol::LeafOutcome::delivered, "250 2.0.0 Ok: queued as 4XyZ"),
+        recipient_result(protocol::LeafOutcome::deferred, "451 4.7.1 greylisted, try later"),
+        recipient_result(protocol::LeafOutcome::failed, "550 5.1.1 <carol@[192.0.2.1]>: user unknown"),
+    };
+    return result;
+}
+
+// What differs between two results, "" when nothing does.
+std::string difference(const protocol::RemoteResult& a, const protocol::RemoteResult& b)
+{
+    if (a.server != b.server)
+        return "server";
+    if (a.recipients.size() != b.recipients.size())
+        return "recipient count " + std::to_string(a.recipients.size()) + " vs "
+            + std::to_string(b.recipients.size());
+    for (std::size_t i = 0; i < a.recipients.size(); ++i)
+        if (a.recipients[i].outcome != b.recipients[i].outcome
+            || a.recipients[i].reason != b.recipients[i].reason)
+            return "recipient " + std::to_string(i);
+    return "";
+}
+
+protocol::RemoteResult remote_result_round_trip(const protocol::RemoteResult& result)
+{
+    std::string frame = value_of(protocol::encode_remote_result(24, result));
+    FrameReader r = parsed(frame);
+    CHECK(r.type() == MessageType::remote_result);
+    CHECK(r.request_id() == 24);
+    return value_of(protocol::decode_remote_result(r));
 }
 
 // --- queue listing ---
@@ -693,6 +886,347 @@ TEST_CASE("delivery_result: malformed frames are refused")
     Error e = refusal(with_value(frame, t_outcome, le(3, 4)), protocol::decode_delivery_result);
     CHECK(e.message() == "bad leaf outcome");
     refusal(with_value(frame, t_outcome, le(0xffffffffu, 4)), protocol::decode_delivery_result);
+}
+
+// --- route_query ---
+
+TEST_CASE("route_query: every field survives a round trip with the descriptor")
+{
+    route_query_round_trip(full_route_query());
+}
+
+TEST_CASE("route_query: no connection stays absent, an empty one present; the null sender")
+{
+    protocol::RouteQuery q = full_route_query(); // no -qo: route-selector runs online_query
+    q.connection.reset();
+    q.sender = "";
+    q.pass = 0;
+    q.content_offset = 0;
+    q.header_length = 0;
+    protocol::DecodedRouteQuery d = route_query_round_trip(q);
+    CHECK_FALSE(d.query.connection.has_value());
+    CHECK(d.query.sender.empty());
+
+    q.connection = ""; // present and empty is not absent
+    d = route_query_round_trip(q);
+    CHECK(d.query.connection == std::optional<std::string>(""));
+
+    q.recipients.clear(); // the decoder leaves "nothing to route" to route-selector
+    d = route_query_round_trip(q);
+    CHECK(d.query.recipients.empty());
+}
+
+TEST_CASE("route_query: the frame announces the descriptor it needs")
+{
+    std::string frame = value_of(protocol::encode_route_query(21, full_route_query()));
+    CHECK_FALSE(FrameReader::parse(frame)); // the message file must come with it
+    CHECK(split(frame).fields.back().first == mm::ipc::fd_tag);
+    refusal(without_field(frame, mm::ipc::fd_tag), protocol::decode_route_query);
+}
+
+TEST_CASE("route_query: malformed frames are refused")
+{
+    std::string frame = value_of(protocol::encode_route_query(21, full_route_query()));
+    auto refused
+        = [](const std::string& bad) { return refusal(bad, protocol::decode_route_query, content_fd()); };
+
+    SECTION("wrong frame type")
+    {
+        Error e = refused(with_type(frame, MessageType::deliver));
+        CHECK(e.message().find("expected a route_query frame") != std::string::npos);
+        refused(with_type(frame, MessageType::route_answer));
+        // and the other way round: a route query is nobody else's frame
+        refusal(frame, protocol::decode_deliver, content_fd());
+        refusal(frame, protocol::decode_remote_deliver, content_fd());
+    }
+    SECTION("a missing field")
+    {
+        for (std::uint16_t tag : { t_pass, t_queue_id, t_sender, t_offset, t_header_length }) {
+            INFO("without tag " << tag);
+            refused(without_field(frame, tag));
+        }
+    }
+    SECTION("an extra or misplaced field")
+    {
+        refused(with_extra_field(frame));
+        refused(with_extra_field(frame, t_recipient, "late@example.org"));
+        refused(with_field_before(frame, t_offset, t_connection, "isp2")); // after the recipients
+        refused(with_field_before(frame, t_queue_id, t_unknown, "x"));
+        refused(with_field_before(frame, t_pass, t_pass, le(1, 8))); // a second pass
+    }
+    SECTION("a bad value")
+    {
+        refused(with_value(frame, t_pass, le(1, 4))); // a u64 of four octets
+        refused(with_value(frame, t_header_length, le(1, 9)));
+        refused(with_value(frame, t_connection, "isp\n1"));
+        refused(with_value(frame, t_recipient, "bob@example.net\r\nRCPT TO:<x>"));
+        refused(with_value(frame, t_sender, std::string("a\0b", 3)));
+        protocol::RouteQuery q = full_route_query();
+        q.connection = "isp\n1";
+        CHECK_FALSE(protocol::encode_route_query(21, q));
+    }
+}
+
+TEST_CASE("route_query: at most limits::recipients recipients")
+{
+    protocol::RouteQuery q = full_route_query();
+    q.recipients.clear();
+    for (std::size_t i = 0; i < mm::limits::recipients; ++i)
+        q.recipients.push_back("r" + std::to_string(i) + "@example.net");
+    route_query_round_trip(q);
+
+    q.recipients.push_back("one-more@example.net");
+    std::string frame = value_of(protocol::encode_route_query(21, q));
+    Error e = refusal(frame, protocol::decode_route_query, content_fd());
+    CHECK(e.message() == "too many recipients");
+}
+
+// --- route_answer ---
+
+TEST_CASE("route_answer: every field survives a round trip, candidates in their order")
+{
+    protocol::RouteAnswer a = full_route_answer();
+    CHECK(difference(route_answer_round_trip(a), a).empty());
+}
+
+TEST_CASE("route_answer: offline, no recipients, and a recipient without candidates or reason")
+{
+    protocol::RouteAnswer a;
+    protocol::RouteAnswer got = route_answer_round_trip(a);
+    CHECK_FALSE(got.connection.has_value());
+    CHECK(got.recipients.empty());
+    CHECK(value_of(protocol::encode_route_answer(22, a)).size() == mm::ipc::header_size);
+
+    a.recipients = { choice({}, "no route is online (no online_query is set)"), choice({}) };
+    got = route_answer_round_trip(a);
+    CHECK(difference(got, a).empty());
+    CHECK_FALSE(got.connection.has_value());
+
+    a.connection = ""; // present and empty is not absent
+    got = route_answer_round_trip(a);
+    CHECK(got.connection == std::optional<std::string>(""));
+}
+
+TEST_CASE("route_answer: reasons travel printable and bounded; routes and hops must be text")
+{
+    protocol::RouteAnswer a = full_route_answer();
+    a.recipients[1].reason = "exit 1:\nstderr\tline\x7f" + std::string(600, 'x');
+    protocol::RouteAnswer got = route_answer_round_trip(a);
+    REQUIRE(got.recipients.size() == a.recipients.size());
+    CHECK(got.recipients[1].reason.size() == mm::limits::error_text);
+    CHECK(got.recipients[1].reason.substr(0, 20) == "exit 1:?stderr?line?");
+
+    a = full_route_answer();
+    a.recipients[0].candidates[1].route = "/etc/masqmail/a\nb.route";
+    CHECK_FALSE(protocol::encode_route_answer(22, a));
+    a = full_route_answer();
+    a.recipients[0].candidates[0].next_hop = "host\r:25";
+    CHECK_FALSE(protocol::encode_route_answer(22, a));
+    a = full_route_answer();
+    a.connection = "isp\t1";
+    CHECK_FALSE(protocol::encode_route_answer(22, a));
+}
+
+TEST_CASE("route_answer: malformed frames are refused")
+{
+    std::string frame = value_of(protocol::encode_route_answer(22, full_route_answer()));
+    auto refused = [](const std::string& bad) { return refusal(bad, protocol::decode_route_answer); };
+
+    refused(with_type(frame, MessageType::route_query));
+    refused(with_type(frame, MessageType::status));
+    refusal(frame, protocol::decode_status);
+    refused(without_field(frame, t_next_hop)); // a route without its hop
+    refused(without_field(frame, t_route)); // a hop without its route
+    refused(without_field(frame, t_reason)); // candidates before any reason
+    refused(with_extra_field(frame));
+    refused(with_extra_field(frame, t_next_hop, "late.example"));
+    refused(with_extra_field(frame, t_connection, "isp2")); // the connection comes first
+    refused(with_field_before(frame, t_reason, t_connection, "isp2")); // twice
+    refused(with_field_before(frame, t_next_hop, t_route, "/etc/masqmail/x.route"));
+    refused(with_value(frame, t_route, "/etc/masqmail/a\nb.route"));
+    refused(with_value(frame, t_reason, "a\nb"));
+    // a descriptor the frame has no use for
+    refusal(with_extra_field(frame, mm::ipc::fd_tag, ""), protocol::decode_route_answer, content_fd());
+}
+
+TEST_CASE("route_answer: at most limits::recipients choices; candidates as many as a frame holds")
+{
+    protocol::RouteAnswer a;
+    a.connection = "isp1";
+    for (std::size_t i = 0; i < mm::limits::recipients; ++i)
+        a.recipients.push_back(choice({}, "offline"));
+    CHECK(route_answer_round_trip(a).recipients.size() == mm::limits::recipients);
+    a.recipients.push_back(choice({}, "offline"));
+    std::string frame = value_of(protocol::encode_route_answer(22, a));
+    Error e = refusal(frame, protocol::decode_route_answer);
+    CHECK(e.message() == "too many route choices");
+
+    // One recipient: its reason and a route and a hop per candidate, in
+    // limits::ipc_fields fields; the frame's limit stops the encoder first.
+    protocol::RouteAnswer many;
+    many.recipients.push_back(choice({}));
+    for (std::size_t i = 0; i < (mm::limits::ipc_fields - 1) / 2; ++i)
+        many.recipients[0].candidates.push_back({ "r" + std::to_string(i), "h" });
+    CHECK(difference(route_answer_round_trip(many), many).empty());
+    many.recipients[0].candidates.push_back({ "one-more", "h" });
+    CHECK_FALSE(protocol::encode_route_answer(22, many));
+}
+
+// --- remote_deliver ---
+
+TEST_CASE("remote_deliver: every field survives a round trip with the descriptor")
+{
+    remote_round_trip(full_remote());
+}
+
+TEST_CASE("remote_deliver: the null sender, one recipient, no 8BITMIME")
+{
+    protocol::RemoteRequest q = full_remote();
+    q.return_path = "";
+    q.recipients = { "bob@example.net" };
+    q.eight_bit_mime = false;
+    q.next_hop = "example.net";
+    q.content_offset = 0;
+    protocol::DecodedRemote d = remote_round_trip(q);
+    CHECK(d.request.return_path.empty());
+    CHECK_FALSE(d.request.eight_bit_mime);
+}
+
+TEST_CASE("remote_deliver: the frame announces the descriptor it needs")
+{
+    std::string frame = value_of(protocol::encode_remote_deliver(23, full_remote()));
+    CHECK_FALSE(FrameReader::parse(frame)); // the message file must come with it
+    CHECK(split(frame).fields.back().first == mm::ipc::fd_tag);
+    refusal(without_field(frame, mm::ipc::fd_tag), protocol::decode_remote_deliver);
+}
+
+TEST_CASE("remote_deliver: a delivery without recipients is refused")
+{
+    protocol::RemoteRequest q = full_remote();
+    q.recipients.clear();
+    std::string frame = value_of(protocol::encode_remote_deliver(23, q));
+    Error e = refusal(frame, protocol::decode_remote_deliver, content_fd());
+    CHECK(e.message() == "a remote delivery without recipients");
+}
+
+TEST_CASE("remote_deliver: malformed frames are refused")
+{
+    std::string frame = value_of(protocol::encode_remote_deliver(23, full_remote()));
+    auto refused
+        = [](const std::string& bad) { return refusal(bad, protocol::decode_remote_deliver, content_fd()); };
+
+    SECTION("wrong frame type")
+    {
+        refused(with_type(frame, MessageType::deliver));
+        refused(with_type(frame, MessageType::route_query));
+        refusal(frame, protocol::decode_deliver, content_fd());
+        refusal(frame, protocol::decode_route_query, content_fd());
+    }
+    SECTION("a missing field")
+    {
+        for (std::uint16_t tag :
+            { t_queue_id, t_route, t_next_hop, t_return_path, t_eight_bit, t_offset, t_length }) {
+            INFO("without tag " << tag);
+            refused(without_field(frame, tag));
+        }
+    }
+    SECTION("an extra or misplaced field")
+    {
+        refused(with_extra_field(frame));
+        refused(with_extra_field(frame, t_recipient, "late@example.net"));
+        refused(with_field_before(frame, t_route, t_next_hop, "other.example")); // hop before route
+        refused(with_field_before(frame, t_offset, t_recipient, "late@example.net")); // after the flag
+    }
+    SECTION("a bad value")
+    {
+        refused(with_value(frame, t_eight_bit, std::string(1, '\2')));
+        refused(with_value(frame, t_eight_bit, le(1, 4)));
+        refused(with_value(frame, t_length, le(1, 4)));
+        refused(with_value(frame, t_recipient, "bob@example.net\r\nRCPT TO:<x>"));
+        refused(with_value(frame, t_route, "/etc/masqmail/\x7f.route"));
+        protocol::RemoteRequest q = full_remote();
+        q.next_hop = "host\n:25";
+        CHECK_FALSE(protocol::encode_remote_deliver(23, q));
+    }
+}
+
+TEST_CASE("remote_deliver: at most limits::recipients recipients")
+{
+    protocol::RemoteRequest q = full_remote();
+    q.recipients.clear();
+    for (std::size_t i = 0; i < mm::limits::recipients; ++i)
+        q.recipients.push_back("r" + std::to_string(i) + "@example.net");
+    remote_round_trip(q);
+
+    q.recipients.push_back("one-more@example.net");
+    std::string frame = value_of(protocol::encode_remote_deliver(23, q));
+    Error e = refusal(frame, protocol::decode_remote_deliver, content_fd());
+    CHECK(e.message() == "too many recipients");
+}
+
+// --- remote_result ---
+
+TEST_CASE("remote_result: every outcome and the server survive a round trip")
+{
+    protocol::RemoteResult result = full_remote_result();
+    CHECK(difference(remote_result_round_trip(result), result).empty());
+
+    protocol::RemoteResult none; // no server reached, nothing answered
+    protocol::RemoteResult got = remote_result_round_trip(none);
+    CHECK(got.server.empty());
+    CHECK(got.recipients.empty());
+}
+
+TEST_CASE("remote_result: reasons and the server travel printable and bounded")
+{
+    protocol::RemoteResult result = full_remote_result();
+    result.recipients[1].reason = "421 closing\r\n" + std::string(1000, 'q');
+    result.server = "evil\n[192.0.2.1:25]" + std::string(1000, 's');
+    protocol::RemoteResult got = remote_result_round_trip(result);
+    REQUIRE(got.recipients.size() == 3);
+    CHECK(got.recipients[1].reason.size() == mm::limits::error_text);
+    CHECK(got.recipients[1].reason.substr(0, 14) == "421 closing??q");
+    CHECK(got.server.size() == mm::limits::error_text);
+    CHECK(got.server.substr(0, 20) == "evil?[192.0.2.1:25]s");
+}
+
+TEST_CASE("remote_result: malformed frames are refused")
+{
+    std::string frame = value_of(protocol::encode_remote_result(24, full_remote_result()));
+    auto refused = [](const std::string& bad) { return refusal(bad, protocol::decode_remote_result); };
+
+    refused(with_type(frame, MessageType::delivery_result));
+    refusal(frame, protocol::decode_delivery_result);
+    refused(without_field(frame, t_server));
+    refused(without_field(frame, t_outcome)); // the first recipient's
+    refused(without_field(frame, t_reason));
+    refused(with_extra_field(frame));
+    refused(with_extra_field(frame, t_outcome, le(0, 4))); // half a recipient
+    refused(with_extra_field(frame, t_server, "second.example"));
+    refused(with_value(frame, t_server, "a\nb"));
+
+    // LeafOutcome: failed (2) is the last value
+    protocol::RemoteResult failed
+        = value_of(decoded(with_value(frame, t_outcome, le(2, 4)), protocol::decode_remote_result));
+    CHECK(failed.recipients[0].outcome == protocol::LeafOutcome::failed);
+    Error e = refused(with_value(frame, t_outcome, le(3, 4)));
+    CHECK(e.message() == "bad recipient outcome");
+    refused(with_value(frame, t_outcome, le(0xffffffffu, 4)));
+    refused(with_value(frame, t_outcome, le(0, 8)));
+}
+
+TEST_CASE("remote_result: at most limits::recipients results")
+{
+    protocol::RemoteResult result;
+    result.server = "smtp.isp1.example[192.0.2.25:587]";
+    for (std::size_t i = 0; i < mm::limits::recipients; ++i)
+        result.recipients.push_back(recipient_result(static_cast<protocol::LeafOutcome>(i % 3), ""));
+    CHECK(difference(remote_result_round_trip(result), result).empty());
+
+    result.recipients.push_back(recipient_result(protocol::LeafOutcome::deferred, ""));
+    std::string frame = value_of(protocol::encode_remote_result(24, result));
+    Error e = refusal(frame, protocol::decode_remote_result);
+    CHECK(e.message() == "too many recipient results");
 }
 
 // --- qmgr control ---
