@@ -22,7 +22,7 @@ std::string lower(std::string s)
 
 } // namespace
 
-std::optional<Address> first_from_address(std::string_view header, bool& unparsable)
+std::optional<Address> first_from_address(std::string_view header, const std::string& qualify_domain, bool& unparsable)
 {
     unparsable = false;
     auto parsed = parse_message(header);
@@ -33,7 +33,9 @@ std::optional<Address> first_from_address(std::string_view header, bool& unparsa
     const HeaderField* from = find_header(*parsed, "From");
     if (from == nullptr)
         return std::nullopt;
-    auto list = parse_address_list(from->value(), AddressOptions {});
+    AddressOptions opts;
+    opts.qualify_domain = qualify_domain; // "From: root" is root@host_name, as in masqmail
+    auto list = parse_address_list(from->value(), opts);
     if (!list || list->empty()) {
         unparsable = true;
         return std::nullopt;
@@ -48,7 +50,7 @@ std::string next_hop(const config::RouteConfig& route, const Address& recipient)
     if (route.wrapper)
         return "wrapper";
     if (route.mail_host)
-        return route.mail_host->host + ":" + std::to_string(route.mail_host->port);
+        return route.mail_host->str(); // "[2001:db8::1]:587" keeps its brackets
     return lower(recipient.domain());
 }
 
@@ -91,17 +93,19 @@ protocol::RouteAnswer Selector::answer(const protocol::RouteQuery& query, std::s
     AddressOptions opts;
     opts.allow_null = true;
     MessageFacts facts;
+    bool sender_ok = true;
     if (!query.sender.empty()) {
         auto sender = parse_path("<" + query.sender + ">", opts);
         if (sender)
             facts.sender = *sender;
+        sender_ok = sender.has_value();
     }
-    facts.from_header = first_from_address(header, facts.from_header_unparsable);
+    facts.from_header = first_from_address(header, cfg_.host_name, facts.from_header_unparsable);
     std::vector<Address> recipients;
     std::vector<bool> parsed;
     for (const std::string& text : query.recipients) {
         auto a = parse_path("<" + text + ">", AddressOptions {});
-        parsed.push_back(a.has_value());
+        parsed.push_back(a.has_value() && sender_ok); // a bad sender must not pass as <>
         recipients.push_back(a ? *a : Address());
     }
     std::vector<RouteOffer> offers = offer_routes(plan_.routes, facts, recipients, cfg_.caseless_matching);
@@ -114,7 +118,9 @@ protocol::RouteAnswer Selector::answer(const protocol::RouteQuery& query, std::s
         protocol::RouteChoice& c = out.recipients[i];
         if (!c.candidates.empty())
             continue;
-        if (!parsed[i])
+        if (!sender_ok)
+            c.reason = "the sender address cannot be parsed";
+        else if (!parsed[i])
             c.reason = "the address cannot be parsed";
         else if (plan_.routes.empty())
             c.reason = connection_ ? "connection " + *connection_ + " has no usable route"

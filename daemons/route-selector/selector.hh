@@ -36,9 +36,10 @@ private:
     RoutePlan plan_;
 };
 
-// The first address of the first From: header; `unparsable` when there is a
-// From: that does not parse (masqmail then skips routes with From filters).
-std::optional<Address> first_from_address(std::string_view header, bool& unparsable);
+// The first address of the first From: header, qualified with
+// `qualify_domain` (host_name); `unparsable` when there is a From: that
+// does not parse (masqmail then skips routes with From filters).
+std::optional<Address> first_from_address(std::string_view header, const std::string& qualify_domain, bool& unparsable);
 
 // The next hop of `route` for `recipient`: "host:port" of its mail_host,
 // "pipe", "wrapper", or the recipient's domain in lower case (direct).

@@ -444,6 +444,8 @@ Result<RouteAnswer> decode_route_answer(FrameReader& r)
 
 Result<std::string> encode_remote_deliver(std::uint64_t request_id, const RemoteRequest& q)
 {
+    if (q.recipients.empty())
+        return Error::protocol("a remote delivery without recipients");
     FrameWriter w(MessageType::remote_deliver, request_id);
     w.add_text(t_queue_id, q.queue_id);
     w.add_text(t_route, q.route);

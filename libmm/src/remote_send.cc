@@ -184,14 +184,25 @@ Result<void> RouteConnection::open()
         return start_session(std::move(sock).value(), "localhost", 25, false);
     }
     if (route_.mail_host) {
-        const std::string& host = route_.mail_host->host;
-        std::uint16_t port = route_.mail_host->port;
-        std::string used;
-        auto sock = connect_host(host, port, connect_timeout_, &used);
-        server_ = host + "[" + (used.empty() ? std::to_string(port) : used) + "]";
-        if (!sock)
-            return connect_error(sock.error());
-        return start_session(std::move(sock).value(), host, port, false);
+        // The smarthosts in order: the next one when one cannot be reached,
+        // or refuses the session, TLS or the login.
+        std::vector<config::HostPort> hosts { *route_.mail_host };
+        hosts.insert(hosts.end(), route_.more_mail_hosts.begin(), route_.more_mail_hosts.end());
+        std::string failures;
+        std::optional<Error> last;
+        for (const config::HostPort& h : hosts) {
+            std::string used;
+            auto sock = connect_host(h.host, h.port, connect_timeout_, &used);
+            server_ = h.host + "[" + (used.empty() ? std::to_string(h.port) : used) + "]";
+            Result<void> opened = sock ? start_session(std::move(sock).value(), h.host, h.port, false)
+                                       : Result<void>(connect_error(sock.error()));
+            if (opened || hosts.size() == 1)
+                return opened;
+            failures += (failures.empty() ? "" : "; ") + server_ + ": " + opened.error().message();
+            last = opened.error();
+            drop();
+        }
+        return last->is_temporary() ? Error::temporary(failures).status_as("4.4.1") : Error::permanent(failures);
     }
     return open_direct();
 }

@@ -149,6 +149,25 @@ template <auto Member> void set_domain_map(RouteBuilder& b, const Setting& s, st
     b.config.*Member = RewriteMap { std::move(rule) };
 }
 
+// One smarthost, or a list tried in order.
+void set_mail_hosts(RouteBuilder& b, const Setting& s)
+{
+    std::optional<std::vector<std::string>> items = list_value(s, ListFiles::literal);
+    if (!items)
+        return;
+    if (items->empty())
+        return s.error("no host");
+    std::vector<HostPort> hosts;
+    for (const std::string& item : *items) {
+        Result<HostPort> v = parse_host_port(item, 25);
+        if (!v)
+            return s.error(v.error().message());
+        hosts.push_back(std::move(v).value());
+    }
+    b.config.mail_host = hosts.front();
+    b.config.more_mail_hosts.assign(hosts.begin() + 1, hosts.end());
+}
+
 void ignored(RouteBuilder&, const Setting& s)
 {
     s.diag.warning(s.file, s.line, in_quotes(s.name) + " is deprecated and ignored");
@@ -168,7 +187,7 @@ constexpr auto route_rules = std::to_array<Rule>({
     { "denied_from_hdrs", assign<address_glob_list_value, &RouteConfig::denied_from_hdrs> },
     { "last_route", assign<bool_value, &RouteConfig::last_route> },
     { "connect_error_fail", assign<bool_value, &RouteConfig::connect_error_fail> },
-    { "mail_host", assign<host_port_value, &RouteConfig::mail_host> },
+    { "mail_host", set_mail_hosts },
     { "smtp_port", set_smtp_port },
     { "resolve_list", set_resolve_list },
     { "helo_name", assign<string_value, &RouteConfig::helo_name> },

@@ -674,6 +674,23 @@ class Connection(RouteCase):
                 self.assertNotIn("RSET", t, lines)
 
 
+class MailHostList(RouteCase):
+    def test_second_smarthost_when_the_first_is_down_or_busy(self):
+        dead = mmtest.free_port()
+        busy = self.smarthost(greeting_reply=(421, "4.3.2 too busy"))
+        sh = self.smarthost()
+        hosts = [f"127.0.0.1:{dead}", f"127.0.0.1:{busy.port}", f"127.0.0.1:{sh.port}"]
+        route = self.inst.write("list.route", f'mail_host = "{"; ".join(hosts)}"\ntls = none\n')
+        self.configure(f'permanent_routes = "{route}"\n')
+        self.queue(message("friend@example.org", "fallback"))
+        self.run_queue()
+        self.wait_queue_empty()
+        self.assertEqual(sh.messages[0].rcpt_tos, ["friend@example.org"])
+        self.assertIn(f"relay=127.0.0.1[127.0.0.1:{sh.port}]", self.inst.log_text())
+        r = self.inst.masqmail("--explain", "friend@example.org")
+        self.assertIn(f"else 127.0.0.1:{sh.port}", r.stdout.decode())
+
+
 # --- direct delivery to the mail exchangers (no mail_host), DNS from a stub ---
 
 class Direct(RouteCase):

@@ -1104,7 +1104,13 @@ TEST_CASE("remote_deliver: a delivery without recipients is refused")
 {
     protocol::RemoteRequest q = full_remote();
     q.recipients.clear();
-    std::string frame = value_of(protocol::encode_remote_deliver(23, q));
+    auto encoded = protocol::encode_remote_deliver(23, q);
+    REQUIRE_FALSE(encoded);
+    CHECK(encoded.error().message() == "a remote delivery without recipients");
+    // A frame made without the encoder's check is refused by the decoder too.
+    q = full_remote();
+    q.recipients.resize(1);
+    std::string frame = without_field(value_of(protocol::encode_remote_deliver(23, q)), t_recipient);
     Error e = refusal(frame, protocol::decode_remote_deliver, content_fd());
     CHECK(e.message() == "a remote delivery without recipients");
 }

@@ -53,8 +53,11 @@ std::string transport_of(const RouteConfig& r)
     std::string out;
     if (r.pipe)
         return "the pipe " + r.pipe->text;
-    if (r.mail_host)
+    if (r.mail_host) {
         out = "smarthost " + r.mail_host->str();
+        for (const config::HostPort& h : r.more_mail_hosts)
+            out += ", else " + h.str();
+    }
     else
         out = "direct to the MX hosts of the domain, port " + std::to_string(r.smtp_port);
     if (r.wrapper)

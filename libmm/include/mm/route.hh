@@ -39,6 +39,9 @@ struct RouteConfig {
     bool connect_error_fail = false;
 
     std::optional<HostPort> mail_host; // unset: direct delivery to the MX hosts
+    // mail_host = "a:587; b:587": smarthosts tried in order when the first
+    // cannot be reached or refuses us for now (beyond masqmail 1.0).
+    std::vector<HostPort> more_mail_hosts;
     std::uint16_t smtp_port = 25; // port for direct delivery
     std::vector<ResolveMethod> resolve_list { ResolveMethod::dns_mx, ResolveMethod::byname };
     std::optional<std::string> helo_name; // unset: host_name
