@@ -13,6 +13,7 @@
 #include <csignal>
 #include <cstring>
 #include <fcntl.h>
+#include <memory>
 #include <netdb.h>
 #include <poll.h>
 #include <sys/socket.h>
@@ -34,32 +35,6 @@ std::string address_text(const sockaddr* sa, std::uint16_t port)
         ::inet_ntop(AF_INET6, &reinterpret_cast<const sockaddr_in6*>(sa)->sin6_addr, host, sizeof host);
     std::string h = host;
     return (sa->sa_family == AF_INET6 ? "[" + h + "]" : h) + ":" + std::to_string(port);
-}
-
-// One non-blocking connect, finished within `timeout`.
-Result<Fd> connect_one(const addrinfo* ai, std::chrono::milliseconds timeout)
-{
-    Fd fd(::socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
-    if (!fd.valid())
-        return Error::from_errno("socket", errno);
-    if (::connect(fd.get(), ai->ai_addr, ai->ai_addrlen) == 0)
-        return fd;
-    if (errno != EINPROGRESS)
-        return Error::from_errno("connect", errno);
-    pollfd p { fd.get(), POLLOUT, 0 };
-    int n;
-    do
-        n = ::poll(&p, 1, static_cast<int>(timeout.count()));
-    while (n < 0 && errno == EINTR);
-    if (n == 0)
-        return Error::temporary("connect: timed out");
-    int err = 0;
-    socklen_t len = sizeof err;
-    if (::getsockopt(fd.get(), SOL_SOCKET, SO_ERROR, &err, &len) != 0)
-        err = errno;
-    if (err != 0)
-        return Error::from_errno("connect", err);
-    return fd;
 }
 
 smtp::MessageOutcome all_of(const SendItem& item, const smtp::RecipientOutcome& outcome)
@@ -107,19 +82,93 @@ Result<Fd> connect_host(const std::string& host, std::uint16_t port, std::chrono
     int r = ::getaddrinfo(host.c_str(), service.c_str(), &hints, &list);
     if (r != 0)
         return Error::temporary("cannot resolve " + host + ": " + ::gai_strerror(r)).status_as("4.4.3");
-    std::string failures;
-    for (const addrinfo* ai = list; ai != nullptr; ai = ai->ai_next) {
-        auto fd = connect_one(ai, timeout);
-        std::string where = address_text(ai->ai_addr, port);
-        if (fd) {
-            if (used != nullptr)
-                *used = where;
-            ::freeaddrinfo(list);
-            return fd;
-        }
-        failures += (failures.empty() ? "" : "; ") + where + ": " + fd.error().message();
+    std::unique_ptr<addrinfo, void (*)(addrinfo*)> owner(list, ::freeaddrinfo);
+    // RFC 8305 §4: the families alternate, the first as getaddrinfo sorted them.
+    std::vector<const addrinfo*> first, second;
+    for (const addrinfo* ai = list; ai != nullptr; ai = ai->ai_next)
+        (ai->ai_family == list->ai_family ? first : second).push_back(ai);
+    std::vector<const addrinfo*> order;
+    for (std::size_t k = 0; k < std::max(first.size(), second.size()); ++k) {
+        if (k < first.size())
+            order.push_back(first[k]);
+        if (k < second.size())
+            order.push_back(second[k]);
     }
-    ::freeaddrinfo(list);
+
+    // Happy eyeballs (RFC 8305 §5): the next address is tried when the
+    // earlier ones have not connected within 250 ms, the earlier attempts
+    // going on; the first to connect wins. Each attempt has `timeout`.
+    using Clock = std::chrono::steady_clock;
+    constexpr auto attempt_delay = std::chrono::milliseconds(250);
+    struct Attempt {
+        Fd fd;
+        const addrinfo* ai;
+        Clock::time_point deadline;
+    };
+    std::vector<Attempt> pending;
+    std::string failures;
+    auto failed = [&](const addrinfo* ai, const std::string& why) {
+        failures += (failures.empty() ? "" : "; ") + address_text(ai->ai_addr, port) + ": " + why;
+    };
+    std::size_t next = 0;
+    auto next_start = Clock::now();
+    for (;;) {
+        auto now = Clock::now();
+        if (next < order.size() && (pending.empty() || now >= next_start)) {
+            const addrinfo* ai = order[next++];
+            Fd fd(::socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+            if (!fd.valid()) {
+                failed(ai, std::strerror(errno));
+            } else if (::connect(fd.get(), ai->ai_addr, ai->ai_addrlen) == 0) {
+                if (used != nullptr)
+                    *used = address_text(ai->ai_addr, port);
+                return fd;
+            } else if (errno != EINPROGRESS) {
+                failed(ai, std::string("connect: ") + std::strerror(errno));
+            } else {
+                pending.push_back({ std::move(fd), ai, now + timeout });
+                next_start = now + attempt_delay;
+            }
+            continue;
+        }
+        if (pending.empty())
+            break;
+        auto wake = pending.front().deadline;
+        for (const Attempt& a : pending)
+            wake = std::min(wake, a.deadline);
+        if (next < order.size())
+            wake = std::min(wake, next_start);
+        std::vector<pollfd> polls;
+        for (const Attempt& a : pending)
+            polls.push_back({ a.fd.get(), POLLOUT, 0 });
+        auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(wake - now).count();
+        int n = ::poll(polls.data(), polls.size(), static_cast<int>(std::max<long long>(0, wait)));
+        if (n < 0 && errno != EINTR)
+            return Error::from_errno("poll", errno);
+        now = Clock::now();
+        for (std::size_t k = polls.size(); k-- > 0;) {
+            Attempt& a = pending[k];
+            if (polls[k].revents != 0) {
+                int err = 0;
+                socklen_t len = sizeof err;
+                if (::getsockopt(a.fd.get(), SOL_SOCKET, SO_ERROR, &err, &len) != 0)
+                    err = errno;
+                if (err == 0) {
+                    if (used != nullptr)
+                        *used = address_text(a.ai->ai_addr, port);
+                    return std::move(a.fd);
+                }
+                failed(a.ai, std::string("connect: ") + std::strerror(err));
+            } else if (now >= a.deadline) {
+                failed(a.ai, "connect: timed out");
+            } else {
+                continue;
+            }
+            pending.erase(pending.begin() + static_cast<std::ptrdiff_t>(k));
+            if (pending.empty())
+                next_start = now; // nothing left running: the next address at once
+        }
+    }
     return Error::temporary("cannot connect to " + host + " (" + failures + ")").status_as("4.4.1");
 }
 
