@@ -674,6 +674,54 @@ class Connection(RouteCase):
                 self.assertNotIn("RSET", t, lines)
 
 
+class PipeRoute(RouteCase):
+    """pipe = COMMAND: run once per recipient with the route's copy on stdin
+    (no shell; ${rcpt} expanded after splitting), pipe_fromline adds the
+    mbox From_ line; exit 0 delivers, anything else defers, or bounces with
+    connect_error_fail."""
+
+    SCRIPT = (
+        "import os, sys\n"
+        "out, status = sys.argv[1], int(sys.argv[3])\n"
+        "with open(os.path.join(out, sys.argv[2]), 'wb') as f:\n"
+        "    f.write(sys.stdin.buffer.read())\n"
+        "sys.exit(status)\n")
+
+    def pipe_route(self, status, extra=""):
+        out = self.inst.path("piped")
+        os.makedirs(out, exist_ok=True)
+        script = self.inst.write("pipe.py", self.SCRIPT)
+        route = self.inst.write("pipe.route", f'pipe = "/usr/bin/python3 {script} {out} ${{rcpt}} {status}"\n'
+                                "pipe_fromline = true\n" + extra)
+        self.configure(f'permanent_routes = "{route}"\n')
+        return out
+
+    def test_each_recipient_gets_the_message_with_a_from_line(self):
+        out = self.pipe_route(0, 'map_h_from_addresses = "joe: Joe <joe@isp.example>"\n')
+        self.queue(message(["friend@example.org", "pal@example.net"], "piped"), "-f", "joe")
+        self.run_queue()
+        self.wait_queue_empty()
+        for rcpt in ("friend@example.org", "pal@example.net"):
+            with open(os.path.join(out, rcpt), "rb") as f:
+                data = f.read()
+            self.assertTrue(data.startswith(b"From joe@test.example "), data[:80])
+            self.assertIn(b"From: Joe <joe@isp.example>\n", data)  # the route's rewriting applies
+            self.assertIn(b"Subject: piped\n", data)
+
+    def test_failing_command_defers_or_bounces_with_connect_error_fail(self):
+        self.pipe_route(1)
+        self.queue(message("friend@example.org", "deferred"), "-f", "joe")
+        self.run_queue()
+        self.assert_deferred("friend@example.org")
+        self.assertEqual(self.inst.mbox_messages("joe"), [])
+        with open(self.inst.path("pipe.route"), "a") as f:
+            f.write("connect_error_fail = true\n")
+        self.run_queue()
+        self.wait_queue_empty()
+        bounces = self.wait_mbox("joe")
+        self.assertIn(b"friend@example.org", bounces[0])
+
+
 class MailHostList(RouteCase):
     def test_second_smarthost_when_the_first_is_down_or_busy(self):
         dead = mmtest.free_port()
