@@ -1071,21 +1071,34 @@ private:
         r.status = action == DsnAction::failed ? "5.0.0" : "4.0.0";
         r.action = action;
         r.diagnostic = "x-local; " + p.last_error;
-        const std::string& e = p.last_error;
-        auto digit = [&](std::size_t i) { return i < e.size() && e[i] >= '0' && e[i] <= '9'; };
-        if (e.size() >= 4 && (e[0] == '4' || e[0] == '5') && digit(1) && digit(2) && (e[3] == ' ' || e[3] == '-')) {
-            r.diagnostic = "smtp; " + e;
-            std::size_t end = e.find(' ', 4);
-            std::string code = e.substr(4, end == std::string::npos ? std::string::npos : end - 4);
-            if (code.size() >= 5 && code[0] == e[0] && code[1] == '.')
-                r.status = code; // build_dsn checks it and falls back to x.0.0
-        } else if (e.size() >= 6 && (e[0] == '4' || e[0] == '5') && e[1] == '.') {
-            // remote-deliver's own error: "5.1.10 text"
+        std::string_view e = p.last_error;
+        auto is_class = [](char c) { return c == '4' || c == '5'; };
+        auto digit = [&](std::size_t k) { return k < e.size() && e[k] >= '0' && e[k] <= '9'; };
+        // remote-deliver's own error carries its enhanced code in front: "5.1.10 text".
+        if (e.size() >= 6 && is_class(e[0]) && e[1] == '.' && digit(2)) {
             std::size_t end = e.find(' ');
-            if (end != std::string::npos) {
-                r.status = e.substr(0, end);
-                r.diagnostic = "x-local; " + e.substr(end + 1);
+            if (end != std::string_view::npos) {
+                r.status = std::string(e.substr(0, end));
+                e.remove_prefix(end + 1);
+                r.diagnostic = "x-local; " + std::string(e);
             }
+        }
+        // A server's reply, alone or after the command it answered
+        // ("550 5.1.1 no such user", "MAIL FROM: 550 ..."): an smtp diagnostic.
+        auto reply_at = [&](std::size_t k) {
+            return k + 3 < e.size() && is_class(e[k]) && digit(k + 1) && digit(k + 2) && (e[k + 3] == ' ' || e[k + 3] == '-');
+        };
+        std::size_t at = reply_at(0) ? 0 : std::string_view::npos;
+        if (at == std::string_view::npos)
+            if (std::size_t colon = e.find(": "); colon != std::string_view::npos && colon < 32 && reply_at(colon + 2))
+                at = colon + 2;
+        if (at != std::string_view::npos) {
+            std::string_view reply = e.substr(at);
+            r.diagnostic = "smtp; " + std::string(reply);
+            std::size_t end = reply.find(' ', 4);
+            std::string_view code = reply.substr(4, end == std::string_view::npos ? std::string_view::npos : end - 4);
+            if (code.size() >= 5 && code[0] == reply[0] && code[1] == '.')
+                r.status = std::string(code); // build_dsn checks it and falls back to x.0.0
         }
         r.last_attempt = static_cast<std::time_t>(p.last_attempt);
         return r;

@@ -241,6 +241,18 @@ class _TapResult(unittest.TestResult):
         super().addSkip(test, reason)
         self._line(True, test, f" # SKIP {reason}")
 
+    # A failed subTest fails its test: one "not ok" line for the test (the
+    # first failure; later ones as comments), since unittest then reports
+    # nothing else for it.
+    def addSubTest(self, test, subtest, err):
+        super().addSubTest(test, subtest, err)
+        if err is None:
+            return
+        if test.id() not in getattr(self, "_subtest_failed", set()):
+            self._subtest_failed = getattr(self, "_subtest_failed", set()) | {test.id()}
+            self._line(False, test, f" {subtest._subDescription()}")
+        print("# " + self._exc_info_to_string(err, test).replace("\n", "\n# "), flush=True)
+
     # @unittest.expectedFailure: "not ok ... # TODO" while the behaviour is
     # missing; an unexpected pass fails the run (wasSuccessful is False).
     def addExpectedFailure(self, test, err):
