@@ -110,7 +110,7 @@ std::string le(std::uint64_t value, std::size_t octets)
 {
     std::string s;
     for (std::size_t i = 0; i < octets; ++i)
-        s += static_cast<char>((value >> (8 * i)) & 0xff);
+        s += static_cast<char>(i < 8 ? (value >> (8 * i)) & 0xff : 0); // past 8 octets: zeros
     return s;
 }
 
