@@ -35,6 +35,7 @@
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
+#include <type_traits>
 #include <unistd.h>
 
 namespace mm::qmgr {
@@ -127,6 +128,14 @@ struct Job {
     std::vector<std::vector<std::string>> leaf_keys; // per local recipient: its alias leaves
 };
 
+template <class Map> std::vector<std::uint64_t> keys_of(const Map& requests)
+{
+    std::vector<std::uint64_t> ids;
+    for (const auto& entry : requests)
+        ids.push_back(entry.first);
+    return ids;
+}
+
 // A daemon qmgr sends requests to over a private socket, connected when
 // first needed and again after it went away.
 struct Peer {
@@ -213,8 +222,7 @@ public:
 
     ~Manager()
     {
-        if (local_ev_ != nullptr)
-            event_free(local_ev_);
+        local_.close();
         route_.close();
         remote_.close();
     }
@@ -380,26 +388,63 @@ public:
             --listers_;
     }
 
-    void local_readable()
+    // Every answer waiting on `peer`, each decoded and handed on; a closed
+    // connection or a bad frame closes it, and `lost` answers what it had.
+    template <class Decode, class OnAnswer, class Lost>
+    void read_answers(Peer& peer, Decode decode, OnAnswer on_answer, Lost lost)
     {
+        using Decoded = std::invoke_result_t<Decode, ipc::FrameReader&>;
         for (;;) {
-            auto got = ipc::recv_frame(local_);
+            auto got = ipc::recv_frame(peer.sock);
             if (got && got->status == ipc::RecvStatus::would_block)
                 return;
-            if (!got || got->status == ipc::RecvStatus::peer_closed) {
-                log::warning("lost the connection to local-deliver");
-                local_lost();
-                return;
+            std::string why = got ? "connection closed" : got.error().message();
+            if (got && got->status == ipc::RecvStatus::frame) {
+                auto frame = ipc::FrameReader::parse(got->bytes);
+                Decoded value = frame ? decode(*frame) : Decoded(frame.error());
+                if (value) {
+                    on_answer(frame->request_id(), *value);
+                    continue;
+                }
+                why = "bad answer: " + value.error().message();
             }
-            auto frame = ipc::FrameReader::parse(got->bytes);
-            auto leaves = frame ? protocol::decode_delivery_result(*frame) : Result<std::vector<protocol::LeafResult>>(frame.error());
-            if (!leaves) {
-                log::warning("bad answer from local-deliver: %s", leaves.error().message().c_str());
-                local_lost();
-                return;
-            }
-            answer(frame->request_id(), *leaves, "");
+            log::warning("lost the connection to %s: %s", peer.name, why.c_str());
+            peer.close();
+            lost();
+            return;
         }
+    }
+
+    void local_readable()
+    {
+        read_answers(local_, protocol::decode_delivery_result,
+            [this](std::uint64_t rid, const std::vector<protocol::LeafResult>& leaves) { answer(rid, leaves, ""); },
+            [this] {
+                std::vector<protocol::LeafResult> none;
+                for (std::uint64_t rid : keys_of(requests_))
+                    answer(rid, none, "local-deliver went away during the delivery");
+            });
+    }
+
+    // Answers from route-selector; a lost connection leaves what it had waiting for a route.
+    void route_readable()
+    {
+        read_answers(route_, protocol::decode_route_answer,
+            [this](std::uint64_t rid, const protocol::RouteAnswer& a) { route_answered(rid, &a, ""); },
+            [this] {
+                for (std::uint64_t rid : keys_of(route_requests_))
+                    route_answered(rid, nullptr, "route-selector went away");
+            });
+    }
+
+    void remote_readable()
+    {
+        read_answers(remote_, protocol::decode_remote_result,
+            [this](std::uint64_t rid, const protocol::RemoteResult& r) { remote_answered(rid, &r, ""); },
+            [this] {
+                for (std::uint64_t rid : keys_of(remote_requests_))
+                    remote_answered(rid, nullptr, "remote-deliver went away during the delivery");
+            });
     }
 
     bool once_done() const { return started_.options.once && runs_.empty(); }
@@ -828,19 +873,6 @@ private:
         p.last_attempt = now;
     }
 
-    bool connect_local()
-    {
-        if (local_.valid())
-            return true;
-        auto sock = ipc::connect_seqpacket(cfg_.spool_dir + "/private/local", ipc::IoMode::nonblocking);
-        if (!sock)
-            return false;
-        local_ = std::move(sock).value();
-        local_ev_ = event_new(base_, local_.get(), EV_READ | EV_PERSIST, &Manager::on_local, this);
-        event_add(local_ev_, nullptr);
-        return true;
-    }
-
     void send_request(Job& job, Request req)
     {
         const StoredMessage& m = job.message->message;
@@ -855,7 +887,8 @@ private:
         d.content_length = m.layout.length;
         std::uint64_t rid = ++last_request_;
         auto frame = protocol::encode_deliver(rid, d);
-        bool sent = frame && connect_local() && ipc::send_frame(local_, *frame, &job.message->fd);
+        bool sent = frame && local_.connect(base_, cfg_.spool_dir + "/private/local", this)
+            && ipc::send_frame(local_.sock, *frame, &job.message->fd);
         job.outstanding++;
         in_flight_++;
         requests_.emplace(rid, std::move(req));
@@ -863,21 +896,6 @@ private:
             std::vector<protocol::LeafResult> none;
             answer(rid, none, frame ? "local-deliver is not running" : frame.error().message());
         }
-    }
-
-    void local_lost()
-    {
-        if (local_ev_ != nullptr) {
-            event_free(local_ev_);
-            local_ev_ = nullptr;
-        }
-        local_ = Fd();
-        std::vector<std::uint64_t> ids;
-        for (auto& [rid, req] : requests_)
-            ids.push_back(rid);
-        std::vector<protocol::LeafResult> none;
-        for (std::uint64_t rid : ids)
-            answer(rid, none, "local-deliver went away during the delivery");
     }
 
     // local-deliver's answer to one request; keys it does not mention are deferred with `missing`.
@@ -1272,53 +1290,6 @@ private:
         static_cast<Manager*>(self)->remote_readable();
     }
 
-    // Answers from route-selector; a lost connection defers what it had.
-    void route_readable()
-    {
-        for (;;) {
-            auto got = ipc::recv_frame(route_.sock);
-            if (got && got->status == ipc::RecvStatus::would_block)
-                return;
-            auto frame = got && got->status == ipc::RecvStatus::frame ? ipc::FrameReader::parse(got->bytes)
-                                                                       : Result<ipc::FrameReader>(Error::protocol("closed"));
-            auto answer = frame ? protocol::decode_route_answer(*frame) : Result<protocol::RouteAnswer>(frame.error());
-            if (!answer) {
-                log::warning("lost route-selector: %s", answer.error().message().c_str());
-                route_.close();
-                std::vector<std::uint64_t> ids;
-                for (auto& [rid, ctx] : route_requests_)
-                    ids.push_back(rid);
-                for (std::uint64_t rid : ids)
-                    route_answered(rid, nullptr, "route-selector went away");
-                return;
-            }
-            route_answered(frame->request_id(), &*answer, "");
-        }
-    }
-
-    void remote_readable()
-    {
-        for (;;) {
-            auto got = ipc::recv_frame(remote_.sock);
-            if (got && got->status == ipc::RecvStatus::would_block)
-                return;
-            auto frame = got && got->status == ipc::RecvStatus::frame ? ipc::FrameReader::parse(got->bytes)
-                                                                       : Result<ipc::FrameReader>(Error::protocol("closed"));
-            auto result = frame ? protocol::decode_remote_result(*frame) : Result<protocol::RemoteResult>(frame.error());
-            if (!result) {
-                log::warning("lost remote-deliver: %s", result.error().message().c_str());
-                remote_.close();
-                std::vector<std::uint64_t> ids;
-                for (auto& [rid, ctx] : remote_requests_)
-                    ids.push_back(rid);
-                for (std::uint64_t rid : ids)
-                    remote_answered(rid, nullptr, "remote-deliver went away during the delivery");
-                return;
-            }
-            remote_answered(frame->request_id(), &*result, "");
-        }
-    }
-
     const daemon::Started& started_;
     const config::MainConfig& cfg_;
     Spool spool_;
@@ -1334,6 +1305,7 @@ private:
     std::map<std::uint64_t, Request> requests_;
     std::map<std::uint64_t, RemoteRequestContext> route_requests_;
     std::map<std::uint64_t, RemoteRequestContext> remote_requests_;
+    Peer local_ { "local-deliver", &Manager::on_local, Fd(), nullptr };
     Peer route_ { "route-selector", &Manager::on_route, Fd(), nullptr };
     Peer remote_ { "remote-deliver", &Manager::on_remote, Fd(), nullptr };
     std::uint64_t pass_ = 0;
@@ -1341,8 +1313,6 @@ private:
     std::vector<Run> runs_;
     std::size_t in_flight_ = 0;
     std::uint64_t last_request_ = 0;
-    Fd local_;
-    event* local_ev_ = nullptr;
 };
 
 void on_signal(evutil_socket_t, short, void* base)

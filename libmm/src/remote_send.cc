@@ -232,64 +232,51 @@ Result<void> RouteConnection::open()
             return connect_error(sock.error());
         return start_session(std::move(sock).value(), "localhost", 25, false);
     }
-    if (route_.mail_host) {
-        // The smarthosts in order: the next one when one cannot be reached,
-        // or refuses the session, TLS or the login.
-        std::vector<config::HostPort> hosts { *route_.mail_host };
-        hosts.insert(hosts.end(), route_.more_mail_hosts.begin(), route_.more_mail_hosts.end());
-        std::string failures;
-        std::optional<Error> last;
-        for (const config::HostPort& h : hosts) {
-            std::string used;
-            auto sock = connect_host(h.host, h.port, connect_timeout_, &used);
-            server_ = h.host + "[" + (used.empty() ? std::to_string(h.port) : used) + "]";
-            Result<void> opened = sock ? start_session(std::move(sock).value(), h.host, h.port, false)
-                                       : Result<void>(connect_error(sock.error()));
-            if (opened || hosts.size() == 1)
-                return opened;
-            failures += (failures.empty() ? "" : "; ") + server_ + ": " + opened.error().message();
-            last = opened.error();
-            drop();
-        }
-        return last->is_temporary() ? Error::temporary(failures).status_as("4.4.1") : Error::permanent(failures);
-    }
-    return open_direct();
+    if (!route_.mail_host)
+        return open_direct();
+    std::vector<Target> hosts { { route_.mail_host->host, route_.mail_host->port, route_.mail_host->host } };
+    for (const config::HostPort& h : route_.more_mail_hosts)
+        hosts.push_back({ h.host, h.port, h.host });
+    return open_first(hosts, false);
 }
 
 // Direct delivery: the next hop is the recipient domain; its mail
-// exchangers in RFC 5321 §5.1 order, each address in turn, until one
-// greets us and takes EHLO (and TLS, when the route asks for it).
+// exchangers in RFC 5321 order, each of their addresses in turn.
 Result<void> RouteConnection::open_direct()
 {
     server_ = next_hop_;
     auto exchangers = resolve_mail_exchangers(next_hop_, route_.resolve_list, main_.dns_server, dns_timeout);
-    if (!exchangers) {
-        if (!exchangers.error().is_temporary())
-            return std::move(exchangers).error(); // a null MX, a malformed domain
-        return connect_error(exchangers.error());
-    }
-    std::uint16_t port = route_.smtp_port;
+    if (!exchangers)
+        return connect_error(exchangers.error()); // a null MX or a malformed domain stays permanent
+    std::vector<Target> targets;
+    for (const MailExchanger& mx : *exchangers)
+        for (const std::string& address : mx.addresses)
+            targets.push_back({ address, route_.smtp_port, mx.host });
+    if (targets.empty())
+        return connect_error(Error::temporary("no mail exchanger of " + next_hop_ + " has an address").status_as("4.4.3"));
+    return open_first(targets, true);
+}
+
+// The first target that can be reached and takes the session (greeting,
+// EHLO, TLS and login as the route says); the next when one cannot be
+// reached or refuses. All failing: the last one's kind, every reason.
+Result<void> RouteConnection::open_first(const std::vector<Target>& targets, bool direct)
+{
     std::string failures;
     std::optional<Error> last;
-    for (const MailExchanger& mx : *exchangers) {
-        for (const std::string& address : mx.addresses) {
-            std::string used;
-            auto sock = connect_host(address, port, connect_timeout_, &used);
-            server_ = mx.host + "[" + (used.empty() ? address : used) + "]";
-            Result<void> opened = sock ? start_session(std::move(sock).value(), mx.host, port, true)
-                                       : Result<void>(sock.error());
-            if (opened)
-                return opened;
-            failures += (failures.empty() ? "" : "; ") + server_ + ": " + opened.error().message();
-            last = opened.error();
-            drop();
-        }
+    for (const Target& t : targets) {
+        std::string used;
+        auto sock = connect_host(t.connect, t.port, connect_timeout_, &used);
+        server_ = t.name + "[" + (used.empty() ? t.connect + ":" + std::to_string(t.port) : used) + "]";
+        Result<void> opened = sock ? start_session(std::move(sock).value(), t.name, t.port, direct)
+                                   : Result<void>(connect_error(sock.error()));
+        if (opened || targets.size() == 1)
+            return opened;
+        failures += (failures.empty() ? "" : "; ") + server_ + ": " + opened.error().message();
+        last = opened.error();
+        drop();
     }
-    if (!last)
-        return connect_error(Error::temporary("no mail exchanger of " + next_hop_ + " has an address").status_as("4.4.3"));
-    // Every exchanger failed: the last one's verdict, with all the reasons.
-    Error e = last->is_temporary() ? Error::temporary(failures).status_as("4.4.1") : Error::permanent(failures);
-    return last->is_temporary() ? connect_error(e) : e;
+    return last->is_temporary() ? Error::temporary(failures).status_as("4.4.1") : Error::permanent(failures);
 }
 
 // connect_error_fail (masqmail): errors of reaching the server fail at once.

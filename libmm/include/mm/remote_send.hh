@@ -73,8 +73,15 @@ public:
     int connections() const { return connections_; } // sessions opened so far
 
 private:
+    // Where to connect (a name or an address), and the name for TLS and logs.
+    struct Target {
+        std::string connect;
+        std::uint16_t port;
+        std::string name;
+    };
     Result<void> open();
     Result<void> open_direct();
+    Result<void> open_first(const std::vector<Target>& targets, bool direct);
     Result<void> start_session(Fd sock, const std::string& host, std::uint16_t port, bool direct);
     Error connect_error(const Error& e) const;
     void drop();
