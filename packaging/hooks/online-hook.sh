@@ -11,6 +11,11 @@
 # the test suite points it at a private tree (see doc/packaging.md).
 mm_root=${MASQMAIL_HOOK_ROOT-}
 mm_tag=masqmail-hook
+# Whatever the caller set: the online file's folder must be readable by
+# route-selector's user, and the tools below must be found.
+umask 022
+: "${PATH:=/usr/sbin:/usr/bin:/sbin:/bin}"
+export PATH
 
 mm_log() {
     # syslog (mail facility) when there is one, and stderr, which pppd sends
@@ -20,10 +25,15 @@ mm_log() {
 }
 
 # mm_unsafe_file FILE: true (and logged) when FILE is writable by group or
-# others, since what it says decides which program the hook runs as root.
+# others, or owned by someone other than root and the hook's own user, since
+# what it says decides which program the hook runs as root.
 mm_unsafe_file() {
     if [ -n "$(find "$1" -prune -perm /022 2>/dev/null)" ]; then
         mm_log "ignoring $1: it is writable by group or others"
+        return 0
+    fi
+    if [ -n "$(find "$1" -prune ! -user 0 ! -user "$(id -u)" 2>/dev/null)" ]; then
+        mm_log "ignoring $1: it is owned by another user"
         return 0
     fi
     return 1

@@ -89,6 +89,8 @@ class Hooks:
 
     def write_root(self, name, text, mode=0o644):
         p = os.path.join(self.root, name)
+        if os.path.exists(p):
+            os.unlink(p)  # a new file, owned by us
         with open(p, "w") as f:
             f.write(text)
         os.chmod(p, mode)
@@ -333,11 +335,21 @@ class Hooks:
         self.assertEqual(self.online_text(), "isp1\n")
         self.ppp("down", "isp1")
 
+        # Nor one owned by another user (only root can give a file away).
+        if os.geteuid() == 0:
+            self.make_hook_root("MASQMAIL_HOOKS=no\n")
+            os.chown(os.path.join(self.root, "etc", "default", "masqmail"), 65534, 65534)
+            r = self.ppp("up", "isp1")
+            self.assertIn(b"owned by another user", r.stderr)
+            self.assertEqual(self.online_text(), "isp1\n")
+            self.ppp("down", "isp1")
+
         self.make_hook_root("FLUSH=no\n")
         self.ppp("up", "isp1")
         self.assertEqual(self.online_text(), "isp1\n")
-        self.assert_still_queued()
-        self.assertEqual(self.sh1.connections, 0)
+        if not self.daemon:  # the daemons' own queue runs would use the record
+            self.assert_still_queued()
+            self.assertEqual(self.sh1.connections, 0)
         self.ppp("down", "isp1")
 
         self.make_hook_root("FLUSH=foreground\n")
