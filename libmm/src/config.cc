@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <array>
+#include <span>
 
 namespace mm::config {
 
@@ -29,6 +30,11 @@ struct MainBuilder {
     std::optional<Deferred> local_addresses;
     std::optional<Deferred> not_local_addresses;
     std::optional<Deferred> log_user;
+    bool online_query_set = false;
+    std::optional<Deferred> online_detect; // 0.3: file, pipe or mserver
+    std::optional<Deferred> online_file;
+    std::optional<Deferred> online_pipe;
+    std::optional<Deferred> mserver_iface;
 };
 
 using Rule = OptionRule<MainBuilder>;
@@ -121,6 +127,12 @@ void set_smtp_max_connections_per_client(MainBuilder& b, const Setting& s)
         b.config.smtp_max_connections_per_client = *v;
 }
 
+void set_online_query(MainBuilder& b, const Setting& s)
+{
+    b.online_query_set = true;
+    assign<command_value, &MainConfig::online_query>(b, s);
+}
+
 void set_query_routes(MainBuilder& b, const Setting& s)
 {
     std::string_view connection = s.name.substr(s.name.find('.') + 1);
@@ -129,55 +141,34 @@ void set_query_routes(MainBuilder& b, const Setting& s)
 }
 
 // ---- 0.3.x names (masqmail §2.3) ----
-
-void set_legacy_query_routes(MainBuilder& b, const Setting& s)
-{
-    s.deprecated("query_routes." + std::string(s.name.substr(s.name.find('.') + 1)));
-    set_query_routes(b, s);
-}
-
-void set_online_file(MainBuilder& b, const Setting& s)
-{
-    s.deprecated("online_query");
-    if (auto path = absolute_path_value(s))
-        b.config.online_query = Command { "/bin/cat " + *path, { "/bin/cat", *path } };
-}
-
-void set_online_pipe(MainBuilder& b, const Setting& s)
-{
-    s.deprecated("online_query");
-    if (auto v = command_value(s))
-        b.config.online_query = std::move(*v);
-}
+// The table below gives each its warning; these only carry the value over.
 
 void set_local_net_route(MainBuilder& b, const Setting& s)
 {
-    s.deprecated("permanent_routes");
     if (auto v = route_list_value(s))
-        for (std::string& route : *v)
+        for (std::string& route : *v) {
+            b.config.local_net_routes.push_back(route);
             if (std::find(b.config.permanent_routes.begin(), b.config.permanent_routes.end(), route)
                 == b.config.permanent_routes.end())
                 b.config.permanent_routes.push_back(std::move(route));
+        }
 }
 
-void set_alias_local_caseless(MainBuilder& b, const Setting& s)
+void set_local_nets(MainBuilder& b, const Setting& s)
 {
-    s.deprecated("caseless_matching");
-    assign<bool_value, &MainConfig::caseless_matching>(b, s);
+    if (auto v = string_list_value(s)) {
+        b.config.local_nets.clear();
+        for (std::string& pattern : *v)
+            b.config.local_nets.push_back(AddressGlob { "*", std::move(pattern), false });
+    }
 }
 
-template <const char* Hint> void unsupported(MainBuilder&, const Setting& s)
+// online_detect, online_file, online_pipe and mserver_iface together make
+// one online_query; which one is decided at the end of the file.
+template <auto Slot> void defer_legacy(MainBuilder& b, const Setting& s)
 {
-    s.unsupported(Hint);
+    b.*Slot = Deferred { s.line, std::string(s.name), std::string(s.value) };
 }
-
-constexpr char no_hint[] = "";
-constexpr char hint_online_detect[] = "use online_query";
-constexpr char hint_mserver[] = "use online_query with mservdetect";
-constexpr char hint_remote_port[] = "use mail_host=\"host:port\" or smtp_port in the route file";
-constexpr char hint_pop3[] = "use fetchmail or similar";
-constexpr char hint_local_nets[] = "use a permanent route with allowed_recipients=\"*@pattern\"";
-
 constexpr auto main_rules = std::to_array<Rule>({
     { "host_name", set_host_name },
     { "local_hosts", defer<&MainBuilder::local_hosts> },
@@ -189,7 +180,7 @@ constexpr auto main_rules = std::to_array<Rule>({
     { "do_queue", assign<bool_value, &MainConfig::do_queue> },
     { "permanent_routes", assign<route_list_value, &MainConfig::permanent_routes> },
     { "query_routes.", set_query_routes },
-    { "online_query", assign<command_value, &MainConfig::online_query> },
+    { "online_query", set_online_query },
     { "alias_file", assign<absolute_path_value, &MainConfig::alias_file> },
     { "globalias_file", assign<absolute_path_value, &MainConfig::globalias_file> },
     { "caseless_matching", assign<bool_value, &MainConfig::caseless_matching> },
@@ -227,20 +218,34 @@ constexpr auto main_rules = std::to_array<Rule>({
     { "smtp_max_connections", set_smtp_max_connections },
     { "smtp_max_connections_per_client", set_smtp_max_connections_per_client },
     { "dns_server", assign<dns_server_value, &MainConfig::dns_server> },
-    // 0.3.x and older
-    { "connect_route.", set_legacy_query_routes },
-    { "online_routes.", set_legacy_query_routes },
-    { "online_file", set_online_file },
-    { "online_pipe", set_online_pipe },
-    { "local_net_route", set_local_net_route },
-    { "alias_local_caseless", set_alias_local_caseless },
-    { "online_detect", unsupported<hint_online_detect> },
-    { "mserver_iface", unsupported<hint_mserver> },
-    { "remote_port", unsupported<hint_remote_port> },
-    { "get.", unsupported<hint_pop3> },
-    { "online_gets.", unsupported<hint_pop3> },
-    { "ident_trusted_nets", unsupported<no_hint> },
-    { "local_nets", unsupported<hint_local_nets> },
+    // 0.3.x and older: deprecated names are carried over, ignored ones only warned about.
+    { "connect_route.", set_query_routes, OptionStatus::deprecated, "query_routes.", "the same list of route files" },
+    { "online_routes.", set_query_routes, OptionStatus::deprecated, "query_routes.", "the same list of route files" },
+    { "online_detect", defer_legacy<&MainBuilder::online_detect>, OptionStatus::deprecated, "online_query",
+        "'{}' chooses which of online_file, online_pipe and mserver_iface becomes the online_query" },
+    { "online_file", defer_legacy<&MainBuilder::online_file>, OptionStatus::deprecated, "online_query",
+        "read as online_query = \"/bin/cat {}\" (the file's first line names the connection; no file: offline)" },
+    { "online_pipe", defer_legacy<&MainBuilder::online_pipe>, OptionStatus::deprecated, "online_query",
+        "read as online_query = \"{}\" (run without a shell)" },
+    { "mserver_iface", defer_legacy<&MainBuilder::mserver_iface>, OptionStatus::ignored, "online_query",
+        "masqdialer is not asked directly any more; with masqmail 0.3's mservdetect installed, set "
+        "online_query = \"/usr/bin/mservdetect HOST PORT\"" },
+    { "local_net_route", set_local_net_route, OptionStatus::deprecated, "permanent_routes",
+        "its routes are added to permanent_routes and, with local_nets, take only recipients in those domains" },
+    { "local_nets", set_local_nets, OptionStatus::deprecated, "allowed_recipients",
+        "limits the routes of local_net_route to recipients in these domains, as allowed_recipients = \"*@PATTERN\" "
+        "in the route file would" },
+    { "alias_local_caseless", assign<bool_value, &MainConfig::caseless_matching>, OptionStatus::deprecated,
+        "caseless_matching", "the same setting; it now also covers local_addresses" },
+    { "remote_port", nullptr, OptionStatus::ignored, "mail_host",
+        "the port of a smarthost is part of the route's mail_host = \"host:port\" (or smtp_port for direct "
+        "delivery)" },
+    { "get.", nullptr, OptionStatus::ignored, {},
+        "masqmail no longer fetches mail by POP3; use fetchmail or getmail" },
+    { "online_gets.", nullptr, OptionStatus::ignored, {},
+        "masqmail no longer fetches mail by POP3; use fetchmail or getmail" },
+    { "ident_trusted_nets", nullptr, OptionStatus::ignored, {},
+        "the ident protocol is not used; mailrm lets a user remove only messages they submitted locally" },
 });
 
 // ---- whole-file checks ----
@@ -304,14 +309,77 @@ void resolve_host_dependent(MainBuilder& b, std::string_view file, Diagnostics& 
     }
 }
 
+// masqmail 0.3 asked online_detect how to find the connection: the file
+// online_file names (default /var/run/masqmail/masqmail-route), the output
+// of online_pipe, or masqdialer at mserver_iface. Without online_detect, the
+// one that is set decides. online_query, when set too, wins.
+constexpr std::string_view legacy_online_file = "/var/run/masqmail/masqmail-route";
+
+std::optional<Command> legacy_online_query(const MainBuilder& b, std::string_view file, Diagnostics& diag)
+{
+    std::string method;
+    if (b.online_detect)
+        method = b.online_detect->value;
+    else if (b.online_pipe)
+        method = "pipe";
+    else if (b.online_file)
+        method = "file";
+    else if (b.mserver_iface)
+        method = "mserver";
+    if (method.empty())
+        return std::nullopt;
+    std::size_t line = b.online_detect ? b.online_detect->line : 0;
+    if (equals_nocase(method, "file")) {
+        Deferred path = b.online_file ? *b.online_file
+                                      : Deferred { line, "online_file", std::string(legacy_online_file) };
+        std::optional<std::string> p = absolute_path_value(setting_of(path, file, diag));
+        if (!p)
+            return std::nullopt;
+        return Command { "/bin/cat " + *p, { "/bin/cat", *p } };
+    }
+    if (equals_nocase(method, "pipe")) {
+        if (!b.online_pipe) {
+            diag.warning(file, line, "'online_detect' is 'pipe' but 'online_pipe' is not set: always offline");
+            return std::nullopt;
+        }
+        return command_value(setting_of(*b.online_pipe, file, diag));
+    }
+    if (equals_nocase(method, "mserver"))
+        diag.warning(file, line,
+            "'online_detect' is 'mserver': masqdialer is not asked directly any more, so this host is "
+            "offline until online_query is set (see mserver_iface)");
+    else
+        diag.warning(file, line, "'online_detect' is neither 'file', 'pipe' nor 'mserver': always offline");
+    return std::nullopt;
+}
+
+void resolve_online_detection(MainBuilder& b, std::string_view file, Diagnostics& diag)
+{
+    bool any_legacy = b.online_detect || b.online_file || b.online_pipe || b.mserver_iface;
+    if (!any_legacy)
+        return;
+    if (b.online_query_set) {
+        for (const auto* d : { &b.online_detect, &b.online_file, &b.online_pipe })
+            if (d->has_value())
+                diag.warning(file, (*d)->line, in_quotes((*d)->name) + " has no effect: 'online_query' is set");
+        return;
+    }
+    b.config.online_query = legacy_online_query(b, file, diag);
+}
+
 void check_whole_file(MainBuilder& b, std::string_view file, Diagnostics& diag)
 {
     const MainConfig& c = b.config;
+    resolve_online_detection(b, file, diag);
     if (c.host_name.empty()) {
         diag.error(file, 0, "'host_name' is not set (it is required)");
         return;
     }
     resolve_host_dependent(b, file, diag);
+    if (!c.local_nets.empty() && c.local_net_routes.empty())
+        diag.warning(file, 0,
+            "'local_nets' is set without 'local_net_route': mail to those hosts now waits for a route; add a "
+            "permanent route with allowed_recipients = \"*@PATTERN\" (masqmail 0.3 delivered it directly)");
     if (!c.mda && c.mbox_default == MboxMethod::mda)
         diag.error(file, 0, "'mbox_default' is 'mda' but 'mda' is not set");
     if (!c.mda && !c.mda_users.empty())
@@ -321,6 +389,11 @@ void check_whole_file(MainBuilder& b, std::string_view file, Diagnostics& diag)
 }
 
 } // namespace
+
+std::vector<OptionInfo> main_options()
+{
+    return option_infos<MainBuilder>(main_rules);
+}
 
 MainConfig parse_main_config_partial(std::string_view text, std::string_view file, Diagnostics& diag)
 {

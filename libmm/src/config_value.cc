@@ -554,22 +554,31 @@ void Setting::warning(std::string_view reason) const
     diag.warning(file, line, in_quotes(name) + ": " + std::string(reason));
 }
 
-void Setting::deprecated(std::string_view replacement) const
-{
-    diag.warning(file, line, in_quotes(name) + " is deprecated, use " + in_quotes(replacement));
-}
-
-void Setting::unsupported(std::string_view hint) const
-{
-    std::string text = in_quotes(name) + " is no longer supported; ignored";
-    if (!hint.empty())
-        text += " (" + std::string(hint) + ")";
-    diag.warning(file, line, std::move(text));
-}
-
 void warn_unknown(const Setting& s)
 {
     s.diag.warning(s.file, s.line, "unknown option " + in_quotes(s.name) + " ignored");
+}
+
+void warn_legacy(const Setting& s, const OptionInfo& info)
+{
+    std::string replacement(info.replacement);
+    // A family keeps its NAME: connect_route.isp is query_routes.isp.
+    if (!replacement.empty() && replacement.back() == '.' && !info.name.empty() && info.name.back() == '.')
+        replacement += s.name.substr(info.name.size());
+    std::string note(info.note);
+    if (std::size_t at = note.find("{}"); at != std::string::npos)
+        note.replace(at, 2, s.value);
+    std::string text = in_quotes(s.name);
+    if (info.status == OptionStatus::deprecated) {
+        text += " is deprecated, use " + in_quotes(replacement);
+        if (!note.empty())
+            text += "; " + note;
+    } else {
+        text += " is deprecated and ignored";
+        if (!note.empty())
+            text += ": " + note;
+    }
+    s.diag.warning(s.file, s.line, std::move(text));
 }
 
 void warn_repeated(const Setting& s, std::size_t first_line)

@@ -111,11 +111,10 @@ void set_tls_fingerprint(RouteBuilder& b, const Setting& s)
 }
 
 // ---- 0.3.x route options ----
+// The table below gives each its warning; these only carry the value over.
 
-template <auto Member>
-void set_local_part_globs(RouteBuilder& b, const Setting& s, std::string_view replacement)
+template <auto Member> void set_local_part_globs(RouteBuilder& b, const Setting& s)
 {
-    s.deprecated(replacement);
     if (auto items = string_list_value(s)) {
         std::vector<AddressGlob> globs;
         for (std::string& item : *items)
@@ -124,9 +123,8 @@ void set_local_part_globs(RouteBuilder& b, const Setting& s, std::string_view re
     }
 }
 
-template <auto Member> void set_rcpt_domains(RouteBuilder& b, const Setting& s, std::string_view replacement)
+template <auto Member> void set_rcpt_domains(RouteBuilder& b, const Setting& s)
 {
-    s.deprecated(replacement);
     if (auto items = string_list_value(s)) {
         std::vector<AddressGlob> globs;
         for (std::string& item : *items)
@@ -135,11 +133,16 @@ template <auto Member> void set_rcpt_domains(RouteBuilder& b, const Setting& s, 
     }
 }
 
-template <auto Member> void set_domain_map(RouteBuilder& b, const Setting& s, std::string_view replacement)
+// set_X_domain = D is map "*: *@D". masqmail 0.3 let a map of its own win
+// over it; so does this, whichever comes first in the file.
+template <auto Member> void set_domain_map(RouteBuilder& b, const Setting& s)
 {
-    s.deprecated(replacement);
     if (!is_valid_domain(s.value)) {
         s.error("not a valid domain: " + in_quotes(s.value));
+        return;
+    }
+    if (!(b.config.*Member).empty()) {
+        s.warning("has no effect: the map of the same header is set");
         return;
     }
     RewriteRule rule;
@@ -166,16 +169,6 @@ void set_mail_hosts(RouteBuilder& b, const Setting& s)
     }
     b.config.mail_host = hosts.front();
     b.config.more_mail_hosts.assign(hosts.begin() + 1, hosts.end());
-}
-
-void ignored(RouteBuilder&, const Setting& s)
-{
-    s.diag.warning(s.file, s.line, in_quotes(s.name) + " is deprecated and ignored");
-}
-
-void unsupported(RouteBuilder&, const Setting& s)
-{
-    s.unsupported();
 }
 
 constexpr auto route_rules = std::to_array<Rule>({
@@ -216,50 +209,34 @@ constexpr auto route_rules = std::to_array<Rule>({
     { "tls_verify", assign<bool_value, &RouteConfig::tls_verify> },
     { "tls_ca_file", assign<absolute_path_value, &RouteConfig::tls_ca_file> },
     { "tls_fingerprint", set_tls_fingerprint },
-    // 0.3.x and older
-    { "allowed_mail_locals",
-        [](RouteBuilder& b, const Setting& s) {
-            set_local_part_globs<&RouteConfig::allowed_senders>(b, s, "allowed_senders");
-        } },
-    { "not_allowed_mail_locals",
-        [](RouteBuilder& b, const Setting& s) {
-            set_local_part_globs<&RouteConfig::denied_senders>(b, s, "denied_senders");
-        } },
-    { "allowed_return_paths",
-        [](RouteBuilder& b, const Setting& s) {
-            s.deprecated("allowed_senders");
-            assign<address_glob_list_value, &RouteConfig::allowed_senders>(b, s);
-        } },
-    { "not_allowed_return_paths",
-        [](RouteBuilder& b, const Setting& s) {
-            s.deprecated("denied_senders");
-            assign<address_glob_list_value, &RouteConfig::denied_senders>(b, s);
-        } },
-    { "allowed_rcpt_domains",
-        [](RouteBuilder& b, const Setting& s) {
-            set_rcpt_domains<&RouteConfig::allowed_recipients>(b, s, "allowed_recipients");
-        } },
-    { "not_allowed_rcpt_domains",
-        [](RouteBuilder& b, const Setting& s) {
-            set_rcpt_domains<&RouteConfig::denied_recipients>(b, s, "denied_recipients");
-        } },
-    { "set_h_from_domain",
-        [](RouteBuilder& b, const Setting& s) {
-            set_domain_map<&RouteConfig::map_h_from_addresses>(b, s, "map_h_from_addresses");
-        } },
-    { "set_h_reply_to_domain",
-        [](RouteBuilder& b, const Setting& s) {
-            set_domain_map<&RouteConfig::map_h_reply_to_addresses>(b, s, "map_h_reply_to_addresses");
-        } },
-    { "set_return_path_domain",
-        [](RouteBuilder& b, const Setting& s) {
-            set_domain_map<&RouteConfig::map_return_path_addresses>(b, s, "map_return_path_addresses");
-        } },
-    { "protocol", ignored },
-    { "do_ssl", ignored },
-    { "expand_h_sender_domain", unsupported },
-    { "expand_h_sender_address", unsupported },
-    { "pop3_login", unsupported },
+    // 0.3.x and older: deprecated names are carried over, ignored ones only warned about.
+    { "allowed_mail_locals", set_local_part_globs<&RouteConfig::allowed_senders>, OptionStatus::deprecated,
+        "allowed_senders", "each local part with any domain, as \"joe@*\"" },
+    { "not_allowed_mail_locals", set_local_part_globs<&RouteConfig::denied_senders>, OptionStatus::deprecated,
+        "denied_senders", "each local part with any domain, as \"joe@*\"" },
+    { "allowed_return_paths", assign<address_glob_list_value, &RouteConfig::allowed_senders>,
+        OptionStatus::deprecated, "allowed_senders", "the same list of addresses" },
+    { "not_allowed_return_paths", assign<address_glob_list_value, &RouteConfig::denied_senders>,
+        OptionStatus::deprecated, "denied_senders", "the same list of addresses" },
+    { "allowed_rcpt_domains", set_rcpt_domains<&RouteConfig::allowed_recipients>, OptionStatus::deprecated,
+        "allowed_recipients", "each domain as \"*@domain\"" },
+    { "not_allowed_rcpt_domains", set_rcpt_domains<&RouteConfig::denied_recipients>, OptionStatus::deprecated,
+        "denied_recipients", "each domain as \"*@domain\"" },
+    { "set_h_from_domain", set_domain_map<&RouteConfig::map_h_from_addresses>, OptionStatus::deprecated,
+        "map_h_from_addresses", "read as map_h_from_addresses = \"*: *@{}\"" },
+    { "set_h_reply_to_domain", set_domain_map<&RouteConfig::map_h_reply_to_addresses>, OptionStatus::deprecated,
+        "map_h_reply_to_addresses", "read as map_h_reply_to_addresses = \"*: *@{}\"" },
+    { "set_return_path_domain", set_domain_map<&RouteConfig::map_return_path_addresses>,
+        OptionStatus::deprecated, "map_return_path_addresses", "read as map_return_path_addresses = \"*: *@{}\"" },
+    { "protocol", nullptr, OptionStatus::ignored, "pipe",
+        "a route delivers by SMTP unless 'pipe' is set, which makes it a pipe route" },
+    { "do_ssl", nullptr, OptionStatus::ignored, "tls", "masqmail 0.3 ignored it too; TLS is set with 'tls'" },
+    { "expand_h_sender_domain", nullptr, OptionStatus::ignored, "map_h_sender_addresses",
+        "the Sender: header is rewritten by map_h_sender_addresses (or map_outgoing_addresses)" },
+    { "expand_h_sender_address", nullptr, OptionStatus::ignored, "map_h_sender_addresses",
+        "a Sender: header is kept as it is, or rewritten by map_h_sender_addresses (or map_outgoing_addresses)" },
+    { "pop3_login", nullptr, OptionStatus::ignored, {},
+        "POP-before-SMTP is gone: use SMTP AUTH (auth_login and a secret)" },
 });
 
 void check_whole_route(RouteBuilder& b, std::string_view file, Diagnostics& diag)
@@ -289,6 +266,11 @@ void check_whole_route(RouteBuilder& b, std::string_view file, Diagnostics& diag
 }
 
 } // namespace
+
+std::vector<OptionInfo> route_options()
+{
+    return option_infos<RouteBuilder>(route_rules);
+}
 
 std::optional<RouteConfig> parse_route_config(std::string_view text, std::string_view file, Diagnostics& diag)
 {

@@ -47,6 +47,15 @@ std::string message_refusal(const RouteConfig& r, const MessageFacts& m, bool ca
     return {};
 }
 
+// masqmail 0.3's local_net_route took only the recipients of local_nets.
+void limit_to_local_nets(const config::MainConfig& main, RouteConfig& route)
+{
+    if (main.local_nets.empty() || !route.allowed_recipients.empty())
+        return;
+    if (std::find(main.local_net_routes.begin(), main.local_net_routes.end(), route.file) != main.local_net_routes.end())
+        route.allowed_recipients = main.local_nets;
+}
+
 } // namespace
 
 RoutePlan plan_routes(const config::MainConfig& main, const std::optional<std::string>& connection,
@@ -56,8 +65,10 @@ RoutePlan plan_routes(const config::MainConfig& main, const std::optional<std::s
     plan.connection = connection;
     auto add = [&](const std::string& path) {
         std::size_t errors = diag.error_count();
-        if (auto route = config::read_route_config(path, diag); route && diag.error_count() == errors)
+        if (auto route = config::read_route_config(path, diag); route && diag.error_count() == errors) {
+            limit_to_local_nets(main, *route);
             plan.routes.push_back(std::move(*route));
+        }
         else
             plan.unreadable.push_back(path);
     };

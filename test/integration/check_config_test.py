@@ -96,7 +96,7 @@ class CheckConfig(unittest.TestCase):
         self.assertIn(f"{conf}:{line_of(conf, 'online_routes')}: 'online_routes.dsl' is deprecated, "
                       "use 'query_routes.dsl'", out)
         self.assertIn(f"{conf}:{line_of(conf, 'frobnicate')}: unknown option 'frobnicate' ignored", out)
-        self.assertIn("remote_port' is no longer supported", out)
+        self.assertIn(f"{conf}:{line_of(conf, 'remote_port')}: 'remote_port' is deprecated and ignored: ", out)
         self.assertIn(f"{route}:1: 'protocol' is deprecated and ignored", out)
         self.assertIn("ok (1 route file, 0 alias files, 4 warnings)", out)
 

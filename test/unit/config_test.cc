@@ -350,12 +350,14 @@ TEST_CASE("legacy names are mapped with a deprecation warning")
     CHECK(c.caseless_matching);
     CHECK(c.permanent_routes == std::vector<std::string> { "/r/lan.route" });
     CHECK(c.online_query->argv == std::vector<std::string> { "/bin/cat", "/var/run/masqmail-route" });
-    CHECK(p.messages()
-        == "t.conf:2: 'online_routes.dsl' is deprecated, use 'query_routes.dsl'\n"
-           "t.conf:3: 'connect_route.gprs' is deprecated, use 'query_routes.gprs'\n"
-           "t.conf:4: 'alias_local_caseless' is deprecated, use 'caseless_matching'\n"
-           "t.conf:5: 'local_net_route' is deprecated, use 'permanent_routes'\n"
-           "t.conf:6: 'online_file' is deprecated, use 'online_query'\n");
+    REQUIRE(p.diag.entries().size() == 5);
+    CHECK(p.diag.entries()[0].text()
+        == "t.conf:2: 'online_routes.dsl' is deprecated, use 'query_routes.dsl'; the same list of route files");
+    CHECK(p.diag.entries()[1].text().starts_with("t.conf:3: 'connect_route.gprs' is deprecated, use 'query_routes.gprs'"));
+    CHECK(p.diag.entries()[2].text().starts_with("t.conf:4: 'alias_local_caseless' is deprecated, use 'caseless_matching'"));
+    CHECK(p.diag.entries()[3].text().starts_with("t.conf:5: 'local_net_route' is deprecated, use 'permanent_routes'"));
+    CHECK(p.diag.entries()[4].text().starts_with("t.conf:6: 'online_file' is deprecated, use 'online_query'; read as "
+                                                 "online_query = \"/bin/cat /var/run/masqmail-route\""));
 
     Parsed pipe = parse(base + "online_pipe = \"/usr/bin/detect -q\"\n");
     REQUIRE(pipe.config);
@@ -370,9 +372,12 @@ TEST_CASE("removed names and unknown names only warn")
           "get.pop = /etc/pop\nonline_gets.isp = pop\n"
           "ident_trusted_nets = 10.0.0.0/8\nlocal_nets = lan\nfrobnicate = 1\n");
     REQUIRE(p.config);
-    CHECK(p.diag.warning_count() == 8);
-    CHECK(p.diag.entries()[0].text()
-        == "t.conf:2: 'online_detect' is no longer supported; ignored (use online_query)");
+    // 8 names, and two whole-file warnings: online_detect = pipe without an
+    // online_pipe, local_nets without a local_net_route.
+    CHECK(p.diag.warning_count() == 10);
+    CHECK(p.diag.entries()[0].text().starts_with("t.conf:2: 'online_detect' is deprecated, use 'online_query'"));
+    CHECK(p.diag.entries()[1].text().starts_with("t.conf:3: 'mserver_iface' is deprecated and ignored: "));
+    CHECK_FALSE(p.config->online_query);
     CHECK(p.diag.entries()[7].text() == "t.conf:9: unknown option 'frobnicate' ignored");
 }
 

@@ -95,6 +95,13 @@ struct MainConfig {
     std::size_t smtp_max_connections_per_client = limits::smtp_connections_per_client;
     // The name server for direct MX delivery; unset: /etc/resolv.conf's.
     std::optional<DnsServer> dns_server;
+
+    // masqmail 0.3's local_net_route and local_nets: the routes named by
+    // local_net_route (also in permanent_routes) take only recipients whose
+    // domain matches local_nets ("*@pattern"), unless the route file has an
+    // allowed_recipients of its own.
+    std::vector<std::string> local_net_routes;
+    std::vector<AddressGlob> local_nets;
 };
 
 // Reads masqmail.conf at `path`. Every error and warning goes to `diag` as
@@ -102,6 +109,10 @@ struct MainConfig {
 std::optional<MainConfig> read_main_config(const std::string& path, Diagnostics& diag);
 // The same from text in memory; `file` names it in diagnostics.
 std::optional<MainConfig> parse_main_config(std::string_view text, std::string_view file, Diagnostics& diag);
+
+// Every name masqmail.conf knows, current, deprecated and ignored, in the
+// reader's own table (for the man page test and --check-config).
+std::vector<OptionInfo> main_options();
 
 // For --check-config only: the config as far as it could be read even with
 // errors, so that route and alias files it names can be checked too.

@@ -113,10 +113,6 @@ struct Setting {
 
     void error(std::string_view reason) const;
     void warning(std::string_view reason) const;
-    // "'NAME' is deprecated, use 'REPLACEMENT'".
-    void deprecated(std::string_view replacement) const;
-    // "'NAME' is no longer supported; ignored" and the hint, if any.
-    void unsupported(std::string_view hint = {}) const;
 };
 
 // Whether an item starting with '/' names a file whose lines are spliced in.
@@ -152,13 +148,49 @@ template <class T> std::optional<T> integer_value(const Setting& s, T min, T max
 
 // ---- option tables ----
 
+// What a name of an option table is today (DESIGN rule 8, compatibility).
+enum class OptionStatus : std::uint8_t {
+    current, // masqmail 1.0's, or new in this version
+    deprecated, // an older name whose meaning is carried over to `replacement`
+    ignored, // an older name that no longer has an effect
+};
+
+// An option as the documentation and --check-config see it. `replacement`:
+// for a deprecated name the option that replaces it (a family ending in '.'
+// keeps the NAME suffix); for an ignored one the option to use instead, or
+// "". `note`: how the value is carried over, or why the name is gone; "{}"
+// in it stands for the value as written.
+struct OptionInfo {
+    std::string_view name;
+    OptionStatus status = OptionStatus::current;
+    std::string_view replacement = {};
+    std::string_view note = {};
+};
+
 // An option of a table: an exact name, or a prefix ending in '.' for the
 // NAME-suffixed options (query_routes.NAME). `apply` parses the value into
-// the builder's config or reports why it cannot.
+// the builder's config or reports why it cannot; for an ignored name it may
+// be null. The table is the one list of names: the reader, --check-config's
+// deprecation warnings and the man page test (test/unit/doc_options_test.cc)
+// all take them from it.
 template <class Builder> struct OptionRule {
     std::string_view name;
     void (*apply)(Builder&, const Setting&);
+    OptionStatus status = OptionStatus::current;
+    std::string_view replacement = {};
+    std::string_view note = {};
+
+    constexpr OptionInfo info() const { return { name, status, replacement, note }; }
 };
+
+template <class Builder> std::vector<OptionInfo> option_infos(std::span<const OptionRule<Builder>> rules)
+{
+    std::vector<OptionInfo> out;
+    out.reserve(rules.size());
+    for (const auto& r : rules)
+        out.push_back(r.info());
+    return out;
+}
 
 // The usual rule: parse with `Parse`, store into config.*Member.
 template <auto Parse, auto Member, class Builder> void assign(Builder& b, const Setting& s)
@@ -168,9 +200,13 @@ template <auto Parse, auto Member, class Builder> void assign(Builder& b, const 
 }
 
 // Applies statements in order (a later one overrides an earlier one, with a
-// warning); unknown names are warned about and ignored.
+// warning); unknown names are warned about and ignored; a deprecated or
+// ignored name gets its warning from the table (warn_legacy) before it applies.
 void warn_unknown(const Setting& s);
 void warn_repeated(const Setting& s, std::size_t first_line);
+// "'NAME' is deprecated, use 'REPLACEMENT'; NOTE" or
+// "'NAME' is deprecated and ignored: NOTE".
+void warn_legacy(const Setting& s, const OptionInfo& info);
 bool rule_name_matches(std::string_view rule, std::string_view name);
 
 template <class Builder>
@@ -193,7 +229,10 @@ void apply_statements(Builder& b, std::span<const OptionRule<Builder>> rules,
             warn_repeated(s, it->second);
             it->second = st.line;
         }
-        rule->apply(b, s);
+        if (rule->status != OptionStatus::current)
+            warn_legacy(s, rule->info());
+        if (rule->apply != nullptr)
+            rule->apply(b, s);
     }
 }
 

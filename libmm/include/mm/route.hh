@@ -79,6 +79,10 @@ struct RouteConfig {
     std::optional<std::string> tls_fingerprint; // SHA-256, 64 lowercase hex digits: pin instead of CA
 };
 
+// Every name a route file knows, current, deprecated and ignored, in the
+// reader's own table (for the man page test and --check-config).
+std::vector<OptionInfo> route_options();
+
 // Reads the route file at `path` (the route's name). Every error and warning
 // goes to `diag`; any error gives nullopt.
 std::optional<RouteConfig> read_route_config(const std::string& path, Diagnostics& diag);
