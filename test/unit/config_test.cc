@@ -381,6 +381,35 @@ TEST_CASE("removed names and unknown names only warn")
     CHECK(p.diag.entries()[7].text() == "t.conf:9: unknown option 'frobnicate' ignored");
 }
 
+TEST_CASE("0.3's online_detect picks online_file, online_pipe or nothing; online_query wins")
+{
+    Parsed file_default = parse(base + "online_detect = file\n");
+    REQUIRE(file_default.config);
+    CHECK(file_default.config->online_query->argv
+        == std::vector<std::string> { "/bin/cat", "/var/run/masqmail/masqmail-route" });
+
+    Parsed pipe = parse(base + "online_detect = pipe\nonline_file = /run/route\nonline_pipe = \"/usr/bin/detect -x\"\n");
+    REQUIRE(pipe.config);
+    CHECK(pipe.config->online_query->argv == std::vector<std::string> { "/usr/bin/detect", "-x" });
+
+    Parsed file = parse(base + "online_file = /run/route\nonline_detect = FILE\nonline_pipe = /usr/bin/detect\n");
+    REQUIRE(file.config);
+    CHECK(file.config->online_query->argv == std::vector<std::string> { "/bin/cat", "/run/route" });
+
+    Parsed both = parse(base + "online_file = /run/route\nonline_query = \"/bin/cat /run/online\"\n");
+    INFO(both.messages());
+    REQUIRE(both.config);
+    CHECK(both.config->online_query->argv == std::vector<std::string> { "/bin/cat", "/run/online" });
+    CHECK_THAT(both.messages(), Catch::Contains("t.conf:2: 'online_file' has no effect: 'online_query' is set"));
+
+    Parsed mserver = parse(base + "online_detect = mserver\nmserver_iface = localhost:224\n");
+    REQUIRE(mserver.config);
+    CHECK_FALSE(mserver.config->online_query);
+    CHECK_THAT(mserver.messages(), Catch::Contains("t.conf:2: 'online_detect' is 'mserver'"));
+
+    CHECK_FALSE(parse(base + "online_file = relative/path\n").config);
+}
+
 TEST_CASE("a later assignment overrides an earlier one")
 {
     Parsed p = parse(base

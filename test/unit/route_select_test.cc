@@ -140,3 +140,34 @@ TEST_CASE("online_query: the first line trimmed; nothing, failure or timeout is 
     // No shell: metacharacters are plain arguments.
     CHECK(mm::query_online({ "", { "/bin/echo", "a;b", "$(id)" } }, 5s, &why) == "a;b $(id)");
 }
+
+TEST_CASE("plan: masqmail 0.3's local_net_route takes only the recipients of local_nets")
+{
+    TempDir t;
+    write(t.file("lan.route"), "mail_host = server.home.arpa\n");
+    write(t.file("own.route"), "allowed_recipients = \"*@printer.home.arpa\"\n");
+    Diagnostics diag;
+    std::string conf = "host_name = dialup.home.arpa\nlocal_nets = \"*.home.arpa;home.arpa\"\n"
+                       "local_net_route = \""
+        + t.file("lan.route") + ";" + t.file("own.route") + "\"\n";
+    auto main = parse_main_config(conf, "masqmail.conf", diag);
+    INFO(mm::test::diagnostic_lines(diag));
+    REQUIRE(main);
+    auto plan = mm::plan_routes(*main, std::nullopt, diag);
+    REQUIRE(plan.routes.size() == 2);
+    std::vector<mm::Address> rcpts { address("alice@server.home.arpa"), address("friend@example.org"),
+        address("bob@home.arpa") };
+    CHECK(describe(mm::offer_routes(plan.routes, facts("joe"), rcpts, false))
+        == std::vector<std::string> { t.file("lan.route") + ": 0 2" });
+    // A route file with an allowed_recipients of its own keeps it.
+    REQUIRE(plan.routes[1].allowed_recipients.size() == 1);
+    CHECK(plan.routes[1].allowed_recipients[0].domain_glob == "printer.home.arpa");
+
+    // Without local_nets, local_net_route is a plain permanent route.
+    auto all = parse_main_config("host_name = dialup.home.arpa\nlocal_net_route = \"" + t.file("lan.route") + "\"\n",
+        "masqmail.conf", diag);
+    REQUIRE(all);
+    auto open = mm::plan_routes(*all, std::nullopt, diag);
+    CHECK(describe(mm::offer_routes(open.routes, facts("joe"), rcpts, false))
+        == std::vector<std::string> { t.file("lan.route") + ": 0 1 2" });
+}
