@@ -163,12 +163,9 @@ void set_local_nets(MainBuilder& b, const Setting& s)
     }
 }
 
-// online_detect, online_file, online_pipe and mserver_iface together make
-// one online_query; which one is decided at the end of the file.
-template <auto Slot> void defer_legacy(MainBuilder& b, const Setting& s)
-{
-    b.*Slot = Deferred { s.line, std::string(s.name), std::string(s.value) };
-}
+// online_detect, online_file, online_pipe and mserver_iface are deferred:
+// together they make one online_query (legacy_online_query, at the end).
+
 constexpr auto main_rules = std::to_array<Rule>({
     { "host_name", set_host_name },
     { "local_hosts", defer<&MainBuilder::local_hosts> },
@@ -221,13 +218,13 @@ constexpr auto main_rules = std::to_array<Rule>({
     // 0.3.x and older: deprecated names are carried over, ignored ones only warned about.
     { "connect_route.", set_query_routes, OptionStatus::deprecated, "query_routes.", "the same list of route files" },
     { "online_routes.", set_query_routes, OptionStatus::deprecated, "query_routes.", "the same list of route files" },
-    { "online_detect", defer_legacy<&MainBuilder::online_detect>, OptionStatus::deprecated, "online_query",
+    { "online_detect", defer<&MainBuilder::online_detect>, OptionStatus::deprecated, "online_query",
         "'{}' chooses which of online_file, online_pipe and mserver_iface becomes the online_query" },
-    { "online_file", defer_legacy<&MainBuilder::online_file>, OptionStatus::deprecated, "online_query",
+    { "online_file", defer<&MainBuilder::online_file>, OptionStatus::deprecated, "online_query",
         "read as online_query = \"/bin/cat {}\" (the file's first line names the connection; no file: offline)" },
-    { "online_pipe", defer_legacy<&MainBuilder::online_pipe>, OptionStatus::deprecated, "online_query",
+    { "online_pipe", defer<&MainBuilder::online_pipe>, OptionStatus::deprecated, "online_query",
         "read as online_query = \"{}\" (run without a shell)" },
-    { "mserver_iface", defer_legacy<&MainBuilder::mserver_iface>, OptionStatus::ignored, "online_query",
+    { "mserver_iface", defer<&MainBuilder::mserver_iface>, OptionStatus::ignored, "online_query",
         "masqdialer is not asked directly any more; with masqmail 0.3's mservdetect installed, set "
         "online_query = \"/usr/bin/mservdetect HOST PORT\"" },
     { "local_net_route", set_local_net_route, OptionStatus::deprecated, "permanent_routes",
