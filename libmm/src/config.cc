@@ -216,22 +216,26 @@ constexpr auto main_rules = std::to_array<Rule>({
     { "smtp_max_connections_per_client", set_smtp_max_connections_per_client },
     { "dns_server", assign<dns_server_value, &MainConfig::dns_server> },
     // 0.3.x and older: deprecated names are carried over, ignored ones only warned about.
-    { "connect_route.", set_query_routes, OptionStatus::deprecated, "query_routes.", "the same list of route files" },
-    { "online_routes.", set_query_routes, OptionStatus::deprecated, "query_routes.", "the same list of route files" },
+    { "connect_route.", set_query_routes, OptionStatus::deprecated, "query_routes.",
+        "the same list of route files" },
+    { "online_routes.", set_query_routes, OptionStatus::deprecated, "query_routes.",
+        "the same list of route files" },
     { "online_detect", defer<&MainBuilder::online_detect>, OptionStatus::deprecated, "online_query",
         "'{}' chooses which of online_file, online_pipe and mserver_iface becomes the online_query" },
     { "online_file", defer<&MainBuilder::online_file>, OptionStatus::deprecated, "online_query",
-        "read as online_query = \"/bin/cat {}\" (the file's first line names the connection; no file: offline)" },
+        "read as online_query = \"/bin/cat {}\" (the file's first line names the connection; no file: "
+        "offline)" },
     { "online_pipe", defer<&MainBuilder::online_pipe>, OptionStatus::deprecated, "online_query",
         "read as online_query = \"{}\" (run without a shell)" },
     { "mserver_iface", defer<&MainBuilder::mserver_iface>, OptionStatus::ignored, "online_query",
         "masqdialer is not asked directly any more; with masqmail 0.3's mservdetect installed, set "
         "online_query = \"/usr/bin/mservdetect HOST PORT\"" },
     { "local_net_route", set_local_net_route, OptionStatus::deprecated, "permanent_routes",
-        "its routes are added to permanent_routes and, with local_nets, take only recipients in those domains" },
+        "its routes are added to permanent_routes and, with local_nets, take only recipients in those "
+        "domains" },
     { "local_nets", set_local_nets, OptionStatus::deprecated, "allowed_recipients",
-        "limits the routes of local_net_route to recipients in these domains, as allowed_recipients = \"*@PATTERN\" "
-        "in the route file would" },
+        "limits the routes of local_net_route to recipients in these domains, as allowed_recipients = "
+        "\"*@PATTERN\" in the route file would" },
     { "alias_local_caseless", assign<bool_value, &MainConfig::caseless_matching>, OptionStatus::deprecated,
         "caseless_matching", "the same setting; it now also covers local_addresses" },
     { "remote_port", nullptr, OptionStatus::ignored, "mail_host",
@@ -336,7 +340,8 @@ std::optional<Command> legacy_online_query(const MainBuilder& b, std::string_vie
     }
     if (equals_nocase(method, "pipe")) {
         if (!b.online_pipe) {
-            diag.warning(file, line, "'online_detect' is 'pipe' but 'online_pipe' is not set: always offline");
+            diag.warning(
+                file, line, "'online_detect' is 'pipe' but 'online_pipe' is not set: always offline");
             return std::nullopt;
         }
         return command_value(setting_of(*b.online_pipe, file, diag));
@@ -358,7 +363,8 @@ void resolve_online_detection(MainBuilder& b, std::string_view file, Diagnostics
     if (b.online_query_set) {
         for (const auto* d : { &b.online_detect, &b.online_file, &b.online_pipe })
             if (d->has_value())
-                diag.warning(file, (*d)->line, in_quotes((*d)->name) + " has no effect: 'online_query' is set");
+                diag.warning(
+                    file, (*d)->line, in_quotes((*d)->name) + " has no effect: 'online_query' is set");
         return;
     }
     b.config.online_query = legacy_online_query(b, file, diag);

@@ -52,7 +52,8 @@ void limit_to_local_nets(const config::MainConfig& main, RouteConfig& route)
 {
     if (main.local_nets.empty() || !route.allowed_recipients.empty())
         return;
-    if (std::find(main.local_net_routes.begin(), main.local_net_routes.end(), route.file) != main.local_net_routes.end())
+    if (std::find(main.local_net_routes.begin(), main.local_net_routes.end(), route.file)
+        != main.local_net_routes.end())
         route.allowed_recipients = main.local_nets;
 }
 
@@ -68,8 +69,7 @@ RoutePlan plan_routes(const config::MainConfig& main, const std::optional<std::s
         if (auto route = config::read_route_config(path, diag); route && diag.error_count() == errors) {
             limit_to_local_nets(main, *route);
             plan.routes.push_back(std::move(*route));
-        }
-        else
+        } else
             plan.unreadable.push_back(path);
     };
     for (const std::string& path : main.permanent_routes)

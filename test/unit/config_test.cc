@@ -352,12 +352,17 @@ TEST_CASE("legacy names are mapped with a deprecation warning")
     CHECK(c.online_query->argv == std::vector<std::string> { "/bin/cat", "/var/run/masqmail-route" });
     REQUIRE(p.diag.entries().size() == 5);
     CHECK(p.diag.entries()[0].text()
-        == "t.conf:2: 'online_routes.dsl' is deprecated, use 'query_routes.dsl'; the same list of route files");
-    CHECK(p.diag.entries()[1].text().starts_with("t.conf:3: 'connect_route.gprs' is deprecated, use 'query_routes.gprs'"));
-    CHECK(p.diag.entries()[2].text().starts_with("t.conf:4: 'alias_local_caseless' is deprecated, use 'caseless_matching'"));
-    CHECK(p.diag.entries()[3].text().starts_with("t.conf:5: 'local_net_route' is deprecated, use 'permanent_routes'"));
-    CHECK(p.diag.entries()[4].text().starts_with("t.conf:6: 'online_file' is deprecated, use 'online_query'; read as "
-                                                 "online_query = \"/bin/cat /var/run/masqmail-route\""));
+        == "t.conf:2: 'online_routes.dsl' is deprecated, use 'query_routes.dsl'; the same list of route "
+           "files");
+    CHECK(p.diag.entries()[1].text().starts_with(
+        "t.conf:3: 'connect_route.gprs' is deprecated, use 'query_routes.gprs'"));
+    CHECK(p.diag.entries()[2].text().starts_with(
+        "t.conf:4: 'alias_local_caseless' is deprecated, use 'caseless_matching'"));
+    CHECK(p.diag.entries()[3].text().starts_with(
+        "t.conf:5: 'local_net_route' is deprecated, use 'permanent_routes'"));
+    CHECK(p.diag.entries()[4].text().starts_with(
+        "t.conf:6: 'online_file' is deprecated, use 'online_query'; read as "
+        "online_query = \"/bin/cat /var/run/masqmail-route\""));
 
     Parsed pipe = parse(base + "online_pipe = \"/usr/bin/detect -q\"\n");
     REQUIRE(pipe.config);
@@ -375,7 +380,8 @@ TEST_CASE("removed names and unknown names only warn")
     // 8 names, and two whole-file warnings: online_detect = pipe without an
     // online_pipe, local_nets without a local_net_route.
     CHECK(p.diag.warning_count() == 10);
-    CHECK(p.diag.entries()[0].text().starts_with("t.conf:2: 'online_detect' is deprecated, use 'online_query'"));
+    CHECK(p.diag.entries()[0].text().starts_with(
+        "t.conf:2: 'online_detect' is deprecated, use 'online_query'"));
     CHECK(p.diag.entries()[1].text().starts_with("t.conf:3: 'mserver_iface' is deprecated and ignored: "));
     CHECK_FALSE(p.config->online_query);
     CHECK(p.diag.entries()[7].text() == "t.conf:9: unknown option 'frobnicate' ignored");
@@ -388,11 +394,13 @@ TEST_CASE("0.3's online_detect picks online_file, online_pipe or nothing; online
     CHECK(file_default.config->online_query->argv
         == std::vector<std::string> { "/bin/cat", "/var/run/masqmail/masqmail-route" });
 
-    Parsed pipe = parse(base + "online_detect = pipe\nonline_file = /run/route\nonline_pipe = \"/usr/bin/detect -x\"\n");
+    Parsed pipe = parse(
+        base + "online_detect = pipe\nonline_file = /run/route\nonline_pipe = \"/usr/bin/detect -x\"\n");
     REQUIRE(pipe.config);
     CHECK(pipe.config->online_query->argv == std::vector<std::string> { "/usr/bin/detect", "-x" });
 
-    Parsed file = parse(base + "online_file = /run/route\nonline_detect = FILE\nonline_pipe = /usr/bin/detect\n");
+    Parsed file
+        = parse(base + "online_file = /run/route\nonline_detect = FILE\nonline_pipe = /usr/bin/detect\n");
     REQUIRE(file.config);
     CHECK(file.config->online_query->argv == std::vector<std::string> { "/bin/cat", "/run/route" });
 
@@ -400,7 +408,8 @@ TEST_CASE("0.3's online_detect picks online_file, online_pipe or nothing; online
     INFO(both.messages());
     REQUIRE(both.config);
     CHECK(both.config->online_query->argv == std::vector<std::string> { "/bin/cat", "/run/online" });
-    CHECK_THAT(both.messages(), Catch::Contains("t.conf:2: 'online_file' has no effect: 'online_query' is set"));
+    CHECK_THAT(
+        both.messages(), Catch::Contains("t.conf:2: 'online_file' has no effect: 'online_query' is set"));
 
     Parsed mserver = parse(base + "online_detect = mserver\nmserver_iface = localhost:224\n");
     REQUIRE(mserver.config);

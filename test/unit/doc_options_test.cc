@@ -210,7 +210,8 @@ std::vector<std::string> cli_option_names()
     std::string source = read_text("../../wrappers/masqmail/cli.cc");
     std::regex rule(R"re(OptionRule \{ "(-[^"]*)")re");
     std::vector<std::string> names;
-    for (auto it = std::sregex_iterator(source.begin(), source.end(), rule); it != std::sregex_iterator(); ++it)
+    for (auto it = std::sregex_iterator(source.begin(), source.end(), rule); it != std::sregex_iterator();
+         ++it)
         names.push_back((*it)[1]);
     return names;
 }

@@ -164,8 +164,9 @@ TEST_CASE("plan: masqmail 0.3's local_net_route takes only the recipients of loc
     CHECK(plan.routes[1].allowed_recipients[0].domain_glob == "printer.home.arpa");
 
     // Without local_nets, local_net_route is a plain permanent route.
-    auto all = parse_main_config("host_name = dialup.home.arpa\nlocal_net_route = \"" + t.file("lan.route") + "\"\n",
-        "masqmail.conf", diag);
+    auto all = parse_main_config(
+        "host_name = dialup.home.arpa\nlocal_net_route = \"" + t.file("lan.route") + "\"\n", "masqmail.conf",
+        diag);
     REQUIRE(all);
     auto open = mm::plan_routes(*all, std::nullopt, diag);
     CHECK(describe(mm::offer_routes(open.routes, facts("joe"), rcpts, false))

@@ -215,15 +215,18 @@ TEST_CASE("legacy route options are mapped with warnings")
     CHECK(r.map_h_reply_to_addresses[0].domain_only == "example.org");
     CHECK(r.map_return_path_addresses[0].domain_only == "bounce.example.org");
     CHECK(p.diag.warning_count() == 12);
-    CHECK(p.diag.entries()[0].text() == "r.route:1: 'protocol' is deprecated and ignored: a route delivers by "
-                                         "SMTP unless 'pipe' is set, which makes it a pipe route");
-    CHECK(p.diag.entries()[2].text().starts_with("r.route:3: 'allowed_mail_locals' is deprecated, use 'allowed_senders'"));
+    CHECK(p.diag.entries()[0].text()
+        == "r.route:1: 'protocol' is deprecated and ignored: a route delivers by "
+           "SMTP unless 'pipe' is set, which makes it a pipe route");
+    CHECK(p.diag.entries()[2].text().starts_with(
+        "r.route:3: 'allowed_mail_locals' is deprecated, use 'allowed_senders'"));
     CHECK(p.diag.entries()[4].text().starts_with(
         "r.route:5: 'allowed_rcpt_domains' is deprecated, use 'allowed_recipients'"));
     CHECK(p.diag.entries()[6].text()
         == "r.route:7: 'set_h_from_domain' is deprecated, use 'map_h_from_addresses'; read as "
            "map_h_from_addresses = \"*: *@example.org\"");
-    CHECK(p.diag.entries()[9].text().starts_with("r.route:10: 'expand_h_sender_domain' is deprecated and ignored: "));
+    CHECK(p.diag.entries()[9].text().starts_with(
+        "r.route:10: 'expand_h_sender_domain' is deprecated and ignored: "));
     CHECK_FALSE(parse("allowed_return_paths = \"@x\"\n").route);
     Parsed paths = parse("allowed_return_paths = \"a@x\"\nnot_allowed_return_paths = \"b@y\"\n");
     REQUIRE(paths.route);
