@@ -188,8 +188,8 @@ void check_page(const std::string& page_path, const std::vector<OptionInfo>& tab
             bool in_a_table = false;
             for (const auto& table_of_either : { config::main_options(), config::route_options() })
                 for (const OptionInfo& other : table_of_either)
-                    in_a_table = in_a_table
-                        || (other.name == replacement && other.status == OptionStatus::current);
+                    in_a_table
+                        = in_a_table || (other.name == replacement && other.status == OptionStatus::current);
             CHECK(in_a_table);
         }
         CHECK(!o.note.empty());
