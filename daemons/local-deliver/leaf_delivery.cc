@@ -16,6 +16,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <functional>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -77,6 +78,22 @@ Result<priv::Identity> mailbox_user(const std::string& name)
     if (user->uid == 0)
         return Error::permanent("mail is never delivered as root; alias root to a user");
     return user;
+}
+
+// Debian's /var/mail is root:mail 2775: only group mail may create a
+// mailbox or a lock file in it. The child that appends to a mailbox (our
+// own code, never the user's) then also holds mail_dir's group, as the
+// set-gid mail delivery agents do there. A world-writable mail_dir needs no
+// group, and a root group is never handed out.
+void add_mail_dir_group(priv::Identity& user, const std::string& mail_dir)
+{
+    struct stat st {};
+    if (::stat(mail_dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode) || st.st_gid == 0)
+        return;
+    if ((st.st_mode & S_IWGRP) == 0 || (st.st_mode & S_IWOTH) != 0)
+        return;
+    if (std::find(user.groups.begin(), user.groups.end(), st.st_gid) == user.groups.end())
+        user.groups.push_back(st.st_gid);
 }
 
 // run_pipe's status names the program's exit and the first line of its output.
@@ -289,6 +306,8 @@ Result<Target> choose_target(const AliasLeaf& leaf, const DeliveryContext& ctx)
     Result<priv::Identity> user = mailbox_user(target.mailbox);
     if (!user)
         return std::move(user).error();
+    if (target.method == Method::mbox)
+        add_mail_dir_group(*user, cfg.mail_dir);
     target.owner = user->uid;
     target.identity = std::move(user).value();
     return target;

@@ -66,6 +66,9 @@ public:
 
     int run()
     {
+        if (!started_.private_instance)
+            if (auto prepared = prepare_system_dirs(); !prepared)
+                return fail(prepared.error());
         if (auto spool = Spool::open(cfg_.spool_dir, started_.private_instance); !spool)
             return fail(spool.error().with_context("cannot open the spool"));
         if (auto locked = lock_instance(); !locked)
@@ -122,6 +125,24 @@ private:
         log::error("%s", e.message().c_str());
         std::fprintf(stderr, "masqmail: %s\n", e.message().c_str());
         return e.exit_code();
+    }
+
+    // A system install needs no set-up step: the spool gets its owners and
+    // modes here (mended if an admin changed them), and the log, pid and
+    // lock folders are made when missing (their parents must exist).
+    Result<void> prepare_system_dirs()
+    {
+        auto queue = priv::lookup_user(daemon::queue_user);
+        auto drop = priv::lookup_group(daemon::drop_group);
+        if (!queue || !drop)
+            return Error::permanent(std::string("missing system user ") + daemon::queue_user + " or group "
+                + daemon::drop_group + " (see packaging/sysusers.d)").exit_as(ex::nouser);
+        if (auto r = Spool::prepare_system(cfg_.spool_dir, { queue->uid, queue->gid, *drop }); !r)
+            return std::move(r).error().with_context("cannot prepare the spool");
+        for (const std::string* dir : { &cfg_.log_dir, &cfg_.pid_dir, &cfg_.lock_dir })
+            if (!dir->empty() && ::mkdir(dir->c_str(), dir == &cfg_.log_dir ? 0750 : 0755) != 0 && errno != EEXIST)
+                return Error::from_errno("mkdir " + *dir, errno).exit_as(ex::cantcreat);
+        return {};
     }
 
     std::string pid_path() const { return cfg_.pid_dir + "/masqmail.pid"; }

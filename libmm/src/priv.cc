@@ -167,6 +167,26 @@ Result<Identity> lookup_uid(uid_t uid)
     }, "uid " + std::to_string(uid));
 }
 
+Result<gid_t> lookup_group(std::string_view name)
+{
+    std::string n(name);
+    std::vector<char> buf(4096);
+    for (;;) {
+        struct group gr { };
+        struct group* found = nullptr;
+        int rc = ::getgrnam_r(n.c_str(), &gr, buf.data(), buf.size(), &found);
+        if (rc == ERANGE && buf.size() < (1u << 20)) {
+            buf.resize(buf.size() * 2);
+            continue;
+        }
+        if (rc != 0)
+            return Error::from_errno("group database (" + n + ")", rc);
+        if (found == nullptr)
+            return Error::permanent("no group " + n);
+        return gr.gr_gid;
+    }
+}
+
 Result<void> become_daemon_user(const Identity& user, std::initializer_list<Capability> keep)
 {
     if (::geteuid() == 0) {

@@ -57,6 +57,31 @@ Result<void> ensure_dir(const Dir& parent, const char* name, mode_t mode)
     return ok();
 }
 
+// ensure_dir() for a system install: the directory also gets `uid`:`gid`
+// and exactly `mode` when it exists with others (a symlink is refused).
+Result<void> ensure_owned_dir(const Dir& parent, const char* name, mode_t mode, uid_t uid, gid_t gid)
+{
+    if (auto r = ensure_dir(parent, name, mode); !r)
+        return r;
+    auto dir = open_dir_at(parent, name);
+    if (!dir)
+        return std::move(dir).error();
+    struct stat st { };
+    if (::fstat(dir->get(), &st) != 0)
+        return Error::from_errno("stat " + parent.describe(name), errno);
+    if (st.st_uid == uid && st.st_gid == gid && (st.st_mode & 07777) == mode)
+        return ok();
+    log::warning("spool: %s had owner %u:%u mode %04o; now %u:%u mode %04o", parent.describe(name).c_str(),
+        static_cast<unsigned>(st.st_uid), static_cast<unsigned>(st.st_gid), static_cast<unsigned>(st.st_mode & 07777),
+        static_cast<unsigned>(uid), static_cast<unsigned>(gid), static_cast<unsigned>(mode));
+    // chown first: it clears the set-id bits that fchmod then sets.
+    if (::fchown(dir->get(), uid, gid) != 0)
+        return Error::from_errno("chown " + parent.describe(name), errno);
+    if (::fchmod(dir->get(), mode) != 0)
+        return Error::from_errno("chmod " + parent.describe(name), errno);
+    return ok();
+}
+
 Result<Dir> open_spool_root(const std::string& path, bool create_missing)
 {
     auto root = open_dir(path);
@@ -137,6 +162,26 @@ Result<Spool> Spool::open(const std::string& spool_dir, bool create_missing)
         areas->dirs[i] = std::move(dir).value();
     }
     return Spool(std::move(areas));
+}
+
+Result<void> Spool::prepare_system(const std::string& spool_dir, const Owners& owners)
+{
+    auto root = open_spool_root(spool_dir, true);
+    if (!root)
+        return std::move(root).error();
+    // private/ is root's: no one may list or replace the sockets in it.
+    if (auto r = ensure_owned_dir(*root, "private", 0711, 0, 0); !r)
+        return r;
+    if (auto r = ensure_owned_dir(*root, "public", 0755, owners.queue_uid, owners.queue_gid); !r)
+        return r;
+    for (const AreaSpec& spec : area_specs) {
+        bool drop = std::string_view(spec.name) == "maildrop";
+        auto r = ensure_owned_dir(*root, spec.name, spec.mode, owners.queue_uid,
+            drop ? owners.drop_gid : owners.queue_gid);
+        if (!r)
+            return r;
+    }
+    return ok();
 }
 
 const std::string& Spool::path() const

@@ -24,6 +24,7 @@ inline constexpr const char* local_user = "masqmail-local"; // local-deliver
 inline constexpr const char* smtp_user = "masqmail-smtp";
 inline constexpr const char* route_user = "masqmail-route";
 inline constexpr const char* remote_user = "masqmail-remote";
+inline constexpr const char* drop_group = "masqmail-drop"; // postdrop's set-gid group
 
 // The first inherited listening socket: the supervisor passes a daemon's
 // sockets as descriptors 3, 4, ... in the order its main documents.

@@ -27,6 +27,8 @@ struct Identity {
 // From the password and group databases. A missing user is a permanent error.
 Result<Identity> lookup_user(std::string_view name);
 Result<Identity> lookup_uid(uid_t uid);
+// The group database's gid for `name`; a missing group is a permanent error.
+Result<gid_t> lookup_group(std::string_view name);
 
 enum class Capability { setuid, setgid, net_bind_service };
 

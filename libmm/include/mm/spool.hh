@@ -18,6 +18,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <sys/types.h>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -125,6 +126,17 @@ public:
     // missing ones (spool_dir itself, not its parents) with the modes of
     // doc/spool-format.md, also private/ and public/ for the sockets.
     static Result<Spool> open(const std::string& spool_dir, bool create_missing);
+
+    // A system install's spool, prepared by the supervisor as root before
+    // anything opens it: creates what is missing (spool_dir, not its parents)
+    // and gives every directory the owner and mode of doc/architecture.md
+    // ("Spool"), mending one that differs, as systemd-tmpfiles would.
+    struct Owners {
+        uid_t queue_uid;  // masqmail: tmp, new, queue, hold, corrupt, public
+        gid_t queue_gid;
+        gid_t drop_gid;   // masqmail-drop: the group of maildrop/
+    };
+    static Result<void> prepare_system(const std::string& spool_dir, const Owners& owners);
 
     const std::string& path() const;
     const Dir& area(SpoolArea area) const;
