@@ -268,7 +268,7 @@ private:
 
     void spawn(Child& c)
     {
-        std::string path = paths::daemon_path(c.name);
+        std::string path = paths::sibling_daemon_path(c.name);
         std::vector<std::string> args = {c.name, "-C", started_.options.config_path};
         if (std::string_view(c.name) == "qmgr") {
             if (started_.options.once)

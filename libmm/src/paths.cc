@@ -50,6 +50,15 @@ std::string daemon_path_for(const std::string& exe, std::string_view name)
     return dirname_of(exe) + "/" + MM_LIBEXEC_FROM_SBIN + "/" + std::string(name);
 }
 
+std::string sibling_daemon_path_for(const std::string& exe, std::string_view name)
+{
+    if (under_build_root(exe))
+        return daemon_path_for(exe, name);
+    return dirname_of(exe) + "/" + std::string(name);
+}
+
+std::string sibling_daemon_path(std::string_view name) { return sibling_daemon_path_for(self_exe(), name); }
+
 std::string daemon_dir()
 {
     std::string exe = self_exe();

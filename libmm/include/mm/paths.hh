@@ -19,5 +19,9 @@ std::string daemon_dir();
 std::string daemon_path(std::string_view name);
 // Resolves the daemon path for an executable at `exe` (for tests).
 std::string daemon_path_for(const std::string& exe, std::string_view name);
+// For a program that itself lives in the daemons' folder (the supervisor):
+// the executable of daemon `name` beside it.
+std::string sibling_daemon_path(std::string_view name);
+std::string sibling_daemon_path_for(const std::string& exe, std::string_view name);
 
 } // namespace mm::paths
