@@ -144,7 +144,15 @@ class SystemInstall(unittest.TestCase):
         if r.returncode != 0:
             raise RuntimeError("masqmail -bd: " + r.stderr.decode())
         base = os.path.dirname(conf)
-        if not wait_for(lambda: len(cls.daemons(base)) == len(DAEMON_USERS), timeout=30):
+
+        def switched():  # each daemon forked, and past its switch to its user
+            running = cls.daemons(base)
+            try:
+                return len(running) == len(DAEMON_USERS) and all(
+                    ids(proc_status(pid)["Uid"])[0] != 0 for pid in running.values())
+            except OSError:
+                return False
+        if not wait_for(switched, timeout=30):
             raise RuntimeError("daemons did not start: " + str(cls.daemons(base)))
 
     @classmethod
