@@ -148,10 +148,12 @@ class SystemInstall(unittest.TestCase):
         def switched():  # each daemon forked, and past its switch to its user
             running = cls.daemons(base)
             try:
-                return len(running) == len(DAEMON_USERS) and all(
-                    ids(proc_status(pid)["Uid"])[0] != 0 for pid in running.values())
+                states = {name: proc_status(pid) for name, pid in running.items()}
             except OSError:
                 return False
+            return len(states) == len(DAEMON_USERS) and all(
+                ids(st["Uid"])[0] != 0 and (name == "local-deliver" or st["NoNewPrivs"] == "1")
+                for name, st in states.items())
         if not wait_for(switched, timeout=30):
             raise RuntimeError("daemons did not start: " + str(cls.daemons(base)))
 
