@@ -128,8 +128,8 @@ private:
     }
 
     // A system install needs no set-up step: the spool gets its owners and
-    // modes here (mended if an admin changed them), and the log, pid and
-    // lock folders are made when missing (their parents must exist).
+    // modes here (mended if an admin changed them), and the log and pid
+    // folders are made when missing (their parents must exist).
     Result<void> prepare_system_dirs()
     {
         auto queue = priv::lookup_user(daemon::queue_user);
@@ -139,7 +139,7 @@ private:
                 + daemon::drop_group + " (see packaging/sysusers.d)").exit_as(ex::nouser);
         if (auto r = Spool::prepare_system(cfg_.spool_dir, { queue->uid, queue->gid, *drop }); !r)
             return std::move(r).error().with_context("cannot prepare the spool");
-        for (const std::string* dir : { &cfg_.log_dir, &cfg_.pid_dir, &cfg_.lock_dir })
+        for (const std::string* dir : { &cfg_.log_dir, &cfg_.pid_dir })
             if (!dir->empty() && ::mkdir(dir->c_str(), dir == &cfg_.log_dir ? 0750 : 0755) != 0 && errno != EEXIST)
                 return Error::from_errno("mkdir " + *dir, errno).exit_as(ex::cantcreat);
         return {};

@@ -35,7 +35,7 @@ LINKS = {"/usr/sbin/" + n for n in ("sendmail", "mailq", "runq", "mailrm", "newa
 LINKS |= {"/usr/lib/sendmail", "/usr/bin/mailq", "/usr/bin/newaliases"}
 SYSTEM_USERS = ("masqmail", "masqmail-smtp", "masqmail-route", "masqmail-remote", "masqmail-local")
 POSTDROP = "/usr/libexec/masqmail/postdrop"
-PID_FILE = "/run/masqmail.pid"
+PID_FILE = "/run/masqmail/masqmail.pid"
 START_MARKS = ("enqueue started", "qmgr started", "local-deliver start", "smtp-listener started")
 
 
