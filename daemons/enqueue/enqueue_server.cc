@@ -26,6 +26,8 @@ namespace mm::enqueue {
 
 namespace {
 
+constexpr int maildrop_rescan_seconds = 10; // maildrop/ is read again this often without a wake-up
+
 class Server {
 public:
     Server(const daemon::Started& started, Spool spool, uid_t queue_uid)
@@ -103,6 +105,8 @@ public:
     }
 
     // Commits every complete file in maildrop/ (postdrop's), as its owner.
+    static void on_rescan(evutil_socket_t, short, void* self) { static_cast<Server*>(self)->pickup(); }
+
     void pickup()
     {
         const Dir& drops = spool_.area(SpoolArea::maildrop);
@@ -132,6 +136,8 @@ private:
     {
         Fd fd(::openat(drops.get(), name.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK));
         struct stat st{};
+        if (!fd.valid() && errno != ENOENT)
+            log::error("maildrop/%s: cannot open it (%s); left in place", name.c_str(), std::strerror(errno));
         if (!fd.valid() || ::fstat(fd.get(), &st) != 0)
             return;
         if (maildrop::is_temporary_name(name)) {
@@ -300,7 +306,7 @@ int serve(const daemon::Started& started, Sockets sockets, uid_t queue_uid, uid_
         FrameServer internal(base, std::move(sockets.internal), std::vector<uid_t>{queue_uid, smtp_uid},
             handler(true), "enqueue");
         FrameServer submit(base, std::move(sockets.submit), std::nullopt, handler(false), "submit");
-                // postdrop's wake-up carries nothing: any frame means "look in maildrop/".
+        // postdrop's wake-up carries nothing: any frame means "look in maildrop/".
         FrameServer pickup(base, std::move(sockets.pickup), std::nullopt,
             [&](const ConnectionPtr& c, ipc::FrameReader&) {
                 c->close();
@@ -308,6 +314,12 @@ int serve(const daemon::Started& started, Sockets sockets, uid_t queue_uid, uid_
             },
             "pickup");
         server.pickup(); // what was dropped while no daemon ran
+        // A wake-up can be lost (postdrop's went to the sockets of a
+        // supervisor that was being replaced): look again every few seconds,
+        // as qmgr does in new/.
+        event* rescan = event_new(base, -1, EV_PERSIST, &Server::on_rescan, &server);
+        const timeval rescan_every { maildrop_rescan_seconds, 0 };
+        event_add(rescan, &rescan_every);
         event* term = evsignal_new(base, SIGTERM, on_signal, base);
         event* intr = evsignal_new(base, SIGINT, on_signal, base);
         event_add(term, nullptr);
@@ -316,6 +328,7 @@ int serve(const daemon::Started& started, Sockets sockets, uid_t queue_uid, uid_
         event_base_dispatch(base);
         event_free(term);
         event_free(intr);
+        event_free(rescan);
     }
     event_free(flush);
     event_base_free(base);

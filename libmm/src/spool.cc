@@ -89,7 +89,12 @@ Result<Dir> open_spool_root(const std::string& path, bool create_missing)
         return root;
     if (::mkdir(path.c_str(), spool_dir_mode) != 0 && errno != EEXIST)
         return Error::from_errno("mkdir " + path, errno);
-    return open_dir(path);
+    auto made = open_dir(path);
+    // Under a umask such as systemd's UMask=0077 mkdir leaves out the bits
+    // that let the daemons' users enter it.
+    if (made && ::fchmod(made->get(), spool_dir_mode) != 0)
+        return Error::from_errno("chmod " + path, errno);
+    return made;
 }
 
 bool is_regular_file_at(const Dir& dir, const std::string& name, std::uint64_t* size)

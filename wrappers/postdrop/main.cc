@@ -119,6 +119,19 @@ Result<Dir> open_maildrop(const std::string& spool_dir, bool& readable)
     return Dir(Fd(fd), path);
 }
 
+Result<void> give_maildrop_group(const Dir& dir, int fd)
+{
+    struct stat d {}, f {};
+    if (::fstat(dir.get(), &d) != 0 || ::fstat(fd, &f) != 0)
+        return Error::from_errno("fstat", errno);
+    if (f.st_gid == d.st_gid)
+        return ok();
+    if (::fchown(fd, static_cast<uid_t>(-1), d.st_gid) != 0)
+        return Error::from_errno("cannot give the drop file maildrop's group (is postdrop set-gid?)", errno)
+            .exit_as(ex::tempfail);
+    return ok();
+}
+
 struct TempFile {
     std::string name; // ".NAME"
     Fd fd;
@@ -138,6 +151,14 @@ Result<TempFile> create_temporary(const Dir& dir)
                 int err = errno;
                 (void)unlink_at(dir, temp_name, true);
                 return Error::from_errno("fchmod " + dir.describe(temp_name), err);
+            }
+            // Run by root, or with no_new_privs (the set-gid bit then does
+            // nothing), the file gets the caller's group, which enqueue
+            // cannot read: give it maildrop/'s group, or fail before any
+            // acknowledgement.
+            if (auto r = give_maildrop_group(dir, fd->get()); !r) {
+                (void)unlink_at(dir, temp_name, true);
+                return std::move(r).error().with_context(dir.describe(temp_name));
             }
             return TempFile { std::move(temp_name), std::move(fd).value() };
         }
