@@ -167,7 +167,7 @@ class SystemInstall(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
-        for name in ("sys", "noroot"):
+        for name in ("sys", "noroot", "nodaemon"):
             conf = os.path.join(cls.tmp, name, "masqmail.conf")
             if os.path.exists(conf):
                 cls.stop(conf)
@@ -411,6 +411,26 @@ class SystemInstall(unittest.TestCase):
                 if st.st_mode & 0o2000:
                     setgid.append((f, grp.getgrgid(st.st_gid).gr_name))
         self.assertEqual(setgid, [("postdrop", "masqmail-drop")])
+
+    def test_root_sendmail_without_a_daemon_leaves_a_drop_enqueue_can_read(self):
+        conf = self.write_instance("nodaemon", aliases="postmaster: mmpriv-a\n")
+        base = os.path.dirname(conf)
+        self.start(conf)  # the supervisor makes the spool; then no daemon runs
+        self.stop(conf)
+        r = run([self.masqmail, "-C", conf, "-oi", "mmpriv-b"], stdin=b"Subject: root dropped\n\nx\n")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        maildrop = os.path.join(base, "spool", "maildrop")
+        drops = os.listdir(maildrop)
+        self.assertEqual(len(drops), 1)
+        st = os.stat(os.path.join(maildrop, drops[0]))
+        self.assertEqual((st.st_gid, st.st_mode & 0o777), (grp.getgrnam("masqmail-drop").gr_gid, 0o640))
+        self.start(conf)
+        try:
+            self.assertTrue(self.wait_for_text(self.mailbox("mmpriv-b", base), "Subject: root dropped"),
+                            open(os.path.join(base, "log", "masqmail.log")).read())
+            self.assertTrue(wait_for(lambda: os.listdir(maildrop) == [], 30))
+        finally:
+            self.stop(conf)
 
     def log(self):
         try:
