@@ -91,8 +91,6 @@ public:
         int ready_fd = -1;
         if (!started_.options.foreground && !started_.options.once)
             ready_fd = detach();
-        if (!started_.options.once)
-            write_pid();
         base_ = event_base_new();
         std::vector<event*> events;
         for (int sig : {SIGTERM, SIGINT, SIGHUP, SIGCHLD}) {
@@ -100,6 +98,11 @@ public:
             event_add(e, nullptr);
             events.push_back(e);
         }
+        // Only now: whoever reads the pid file may signal us at once, and a
+        // SIGTERM before the handlers above would kill us without stopping
+        // the daemons.
+        if (!started_.options.once)
+            write_pid();
         for (Child& c : children_)
             spawn(c);
         if (ready_fd >= 0) {
