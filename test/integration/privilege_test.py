@@ -432,6 +432,22 @@ class SystemInstall(unittest.TestCase):
         finally:
             self.stop(conf)
 
+    def test_local_part_with_dot_dot_cannot_write_outside_the_mail_spool(self):
+        victim = os.path.join(self.base(), "x")  # mail_dir/../x
+        with smtplib.SMTP("127.0.0.1", self.port, timeout=30) as s:
+            s.ehlo("client.example")
+            s.mail("someone@client.example")
+            code, _ = s.rcpt('"../x"@testhost.example')
+            if code == 250:
+                s.data(b"Subject: dot dot\r\n\r\nx\r\n")
+                # Accepted: local delivery must refuse the mailbox name.
+                self.assertTrue(wait_for(lambda: "unsafe mailbox name" in self.log()
+                                         or "no such user" in self.log(), 30), self.log())
+            else:
+                self.assertGreaterEqual(code, 500)
+        self.assertFalse(os.path.lexists(victim))
+        self.assertFalse(os.path.lexists(os.path.join(self.base(), "mail", "..", "x")))
+
     def log(self):
         try:
             return open(os.path.join(self.base(), "log", "masqmail.log")).read()
