@@ -118,6 +118,9 @@ public:
             log::error("cannot read maildrop/: %s", std::strerror(errno));
             return;
         }
+        // The copy shares the directory's read position with maildrop/'s
+        // descriptor, which the last pickup left at the end.
+        ::rewinddir(dir);
         std::vector<std::string> names;
         while (dirent* e = ::readdir(dir)) {
             std::string_view name = e->d_name;

@@ -170,21 +170,14 @@ Result<Identity> lookup_uid(uid_t uid)
 Result<gid_t> lookup_group(std::string_view name)
 {
     std::string n(name);
-    std::vector<char> buf(4096);
-    for (;;) {
-        struct group gr { };
-        struct group* found = nullptr;
-        int rc = ::getgrnam_r(n.c_str(), &gr, buf.data(), buf.size(), &found);
-        if (rc == ERANGE && buf.size() < (1u << 20)) {
-            buf.resize(buf.size() * 2);
-            continue;
-        }
-        if (rc != 0)
-            return Error::from_errno("group database (" + n + ")", rc);
-        if (found == nullptr)
-            return Error::permanent("no group " + n);
-        return gr.gr_gid;
-    }
+    struct group gr { };
+    struct group* found = nullptr;
+    std::vector<char> buf(16384); // as lookup(): the member list of a system group fits
+    if (int err = ::getgrnam_r(n.c_str(), &gr, buf.data(), buf.size(), &found); err != 0)
+        return Error::from_errno("look up group " + n, err);
+    if (found == nullptr)
+        return Error::permanent("no such group: " + n);
+    return gr.gr_gid;
 }
 
 Result<void> become_daemon_user(const Identity& user, std::initializer_list<Capability> keep)

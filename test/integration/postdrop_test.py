@@ -162,6 +162,22 @@ class Postdrop(unittest.TestCase):
         self.assertEqual((version, kind, length), (1, 200, 0))
         self.assertEqual(len(self.names()), 1)
 
+    def test_drop_without_a_wake_up_is_picked_up_by_enqueues_rescan(self):
+        # A wake-up can be lost (sent to a supervisor being replaced):
+        # enqueue reads maildrop/ again every few seconds by itself.
+        r = self.postdrop(drop_file(["alice@test.example"], b"Subject: no wake-up\n\nx\n"))
+        self.assertEqual(r.returncode, 0, r.stderr)
+        [name] = self.names()
+        aside = self.inst.path("aside")
+        os.rename(os.path.join(self.maildrop, name), aside)  # out of sight of enqueue's start
+        self.inst.start()
+        self.addCleanup(self.inst.stop)
+        os.rename(aside, os.path.join(self.maildrop, name))  # no wake-up sent
+        self.assertTrue(mmtest.wait_for(lambda: any(b"Subject: no wake-up" in m
+                                                    for m in self.inst.mbox_messages("alice")), 60),
+                        self.inst.log_text())
+        self.assertEqual(self.names(), [])
+
     def test_no_listener_at_pickup_is_fine(self):
         os.mkdir(self.inst.path("spool", "public"))
         with open(self.inst.path("spool", "public", "pickup"), "w"):

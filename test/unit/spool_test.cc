@@ -444,6 +444,19 @@ TEST_CASE("spool directories are created with their modes")
     CHECK_FALSE(mm::Spool::open(t.file("evil"), true));
 }
 
+TEST_CASE("a spool made under a umask of 077 can still be entered by the daemons")
+{
+    // systemd's UMask=0077: mkdir alone would leave the spool root 0700.
+    mm::test::TempDir t;
+    mode_t old = ::umask(077);
+    auto spool = mm::Spool::open(t.file("spool"), true);
+    ::umask(old);
+    REQUIRE(spool);
+    struct stat st { };
+    REQUIRE(::stat(t.file("spool").c_str(), &st) == 0);
+    CHECK((st.st_mode & 07777) == 0755);
+}
+
 TEST_CASE("claim moves a message from new/ to queue/")
 {
     SpoolDir s;
