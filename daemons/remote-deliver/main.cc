@@ -24,6 +24,7 @@
 #include <map>
 #include <memory>
 #include <set>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -147,6 +148,7 @@ private:
             return nullptr;
         }
         mm::Fd ours(sv[0]), theirs(sv[1]);
+        const pid_t parent = ::getpid();
         pid_t pid = ::fork();
         if (pid < 0) {
             mm::log::error("cannot start a worker: %s", std::strerror(errno));
@@ -157,6 +159,11 @@ private:
             // no other worker's socket (its copy would hide that worker's end).
             for (int sig : { SIGTERM, SIGINT, SIGCHLD, SIGHUP })
                 std::signal(sig, SIG_DFL);
+            // A worker hung on a silent server (10 minutes for the reply to
+            // the final dot) must not outlive remote-deliver when the
+            // supervisor kills it at shutdown: the message is still queued.
+            if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || ::getppid() != parent)
+                ::_exit(1);
             int keep = mm::daemon::first_listen_fd;
             if (::dup2(theirs.get(), keep) < 0)
                 ::_exit(1);
