@@ -21,6 +21,7 @@
 #include "mm/protocol.hh"
 #include "mm/sysexits.hh"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <optional>
@@ -167,6 +168,12 @@ std::optional<Result<std::string>> submit_to_daemon(
     auto sock = ipc::connect_seqpacket(ctx.config.spool_dir + "/public/submit");
     if (!sock)
         return std::nullopt; // no daemon: ENOENT, ECONNREFUSED
+    // A submit frame carries at most limits::recipients: refuse more here as
+    // enqueue would (EX_DATAERR), not as a broken frame (EX_TEMPFAIL, EX_SOFTWARE).
+    std::size_t max = std::min(ctx.config.max_recipients, limits::recipients);
+    if (request.recipients.size() > max)
+        return Result<std::string>(Error::permanent("too many recipients (" +
+            std::to_string(request.recipients.size()) + ", at most " + std::to_string(max) + ")"));
     auto fd = content_file(content);
     if (!fd)
         return Result<std::string>(std::move(fd).error().with_context("cannot queue the message"));
