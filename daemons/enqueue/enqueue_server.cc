@@ -139,6 +139,11 @@ private:
     {
         Fd fd(::openat(drops.get(), name.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK));
         struct stat st{};
+        if (!fd.valid() && errno == ELOOP) {
+            // A planted symlink is never followed, and never retried at every pickup either.
+            set_aside(drops, name, "a symbolic link");
+            return;
+        }
         if (!fd.valid() && errno != ENOENT)
             log::error("maildrop/%s: cannot open it (%s); left in place", name.c_str(), std::strerror(errno));
         if (!fd.valid() || ::fstat(fd.get(), &st) != 0)
