@@ -170,8 +170,9 @@ std::optional<Result<std::string>> submit_to_daemon(
         return std::nullopt; // no daemon: ENOENT, ECONNREFUSED
     // A submit frame carries at most limits::recipients: refuse more here as
     // enqueue would (EX_DATAERR), not as a broken frame (EX_TEMPFAIL, EX_SOFTWARE).
+    // Fewer are left to enqueue, which counts them after removing duplicates.
     std::size_t max = std::min(ctx.config.max_recipients, limits::recipients);
-    if (request.recipients.size() > max)
+    if (request.recipients.size() > limits::recipients)
         return Result<std::string>(Error::permanent("too many recipients (" +
             std::to_string(request.recipients.size()) + ", at most " + std::to_string(max) + ")"));
     auto fd = content_file(content);
