@@ -11,6 +11,7 @@
 #include "mm/log.hh"
 #include "mm/protocol.hh"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <openssl/err.h>
@@ -23,6 +24,7 @@ namespace {
 
 constexpr std::size_t out_limit = 64 * 1024;     // reply bytes waiting before reading stops
 constexpr int enqueue_timeout_seconds = 120;     // enqueue's answer to one submission
+constexpr int submit_retry_max_ms = 500;         // longest pause before connecting to a busy enqueue again
 constexpr int close_timeout_seconds = 10;        // to send the last replies before closing
 
 const char* who(const Peer& p)
@@ -38,11 +40,12 @@ Connection::Connection(Listener& owner, Fd sock, Peer peer, SSL_CTX* tls)
 {
     socket_event_ = event_new(owner_.base(), sock_.get(), EV_READ | EV_WRITE | EV_PERSIST, &Connection::on_socket, this);
     timer_ = evtimer_new(owner_.base(), &Connection::on_timer, this);
+    submit_retry_ = evtimer_new(owner_.base(), &Connection::on_submit_retry, this);
 }
 
 Connection::~Connection()
 {
-    for (event* e : {socket_event_, timer_, enqueue_event_})
+    for (event* e : {socket_event_, timer_, enqueue_event_, submit_retry_})
         if (e != nullptr)
             event_free(e);
 }
@@ -99,6 +102,15 @@ void Connection::on_enqueue(evutil_socket_t, short what, void* self)
     auto* c = static_cast<Connection*>(self);
     ++c->depth_;
     c->enqueue_answered((what & EV_TIMEOUT) != 0);
+    --c->depth_;
+    (void)c->destroy_if_done();
+}
+
+void Connection::on_submit_retry(evutil_socket_t, short, void* self)
+{
+    auto* c = static_cast<Connection*>(self);
+    ++c->depth_;
+    c->hand_to_enqueue();
     --c->depth_;
     (void)c->destroy_if_done();
 }
@@ -315,8 +327,26 @@ void Connection::continue_handshake()
 void Connection::submit()
 {
     evtimer_del(timer_);
+    submit_since_ = std::chrono::steady_clock::now();
+    submit_attempts_ = 0;
+    hand_to_enqueue();
+}
+
+// EAGAIN from connect means enqueue's listen queue is full: it is busy with
+// other sessions' messages, not gone. Many sessions ending DATA at once
+// (more than the backlog) would all get 451; they wait and connect again
+// instead, with growing pauses, until enqueue_timeout_seconds have passed.
+void Connection::hand_to_enqueue()
+{
     Result<std::string> failed = Error::temporary("enqueue is not running");
     auto sock = ipc::connect_seqpacket(owner_.enqueue_path(), ipc::IoMode::nonblocking);
+    if (!sock && sock.error().sys_errno() == EAGAIN
+        && std::chrono::steady_clock::now() - submit_since_ < std::chrono::seconds(enqueue_timeout_seconds)) {
+        int ms = std::min(submit_retry_max_ms, 5 << std::min(submit_attempts_++, 7));
+        timeval tv{0, ms * 1000};
+        evtimer_add(submit_retry_, &tv);
+        return;
+    }
     auto frame = protocol::encode_submit(1, session_.submission());
     Fd content = session_.take_content();
     if (sock && frame) {

@@ -11,6 +11,7 @@
 #include "mm/fd.hh"
 #include "mm/smtp_session.hh"
 
+#include <chrono>
 #include <event2/event.h>
 #include <string>
 
@@ -38,11 +39,13 @@ private:
     static void on_socket(evutil_socket_t, short what, void* self);
     static void on_timer(evutil_socket_t, short, void* self);
     static void on_enqueue(evutil_socket_t, short what, void* self);
+    static void on_submit_retry(evutil_socket_t, short, void* self);
 
     void socket_ready(short what);
     void read_input();
     void handle(Next next);
     void submit();
+    void hand_to_enqueue();
     void enqueue_answered(bool timed_out);
     void continue_handshake();
     bool flush();
@@ -69,6 +72,9 @@ private:
     event* timer_ = nullptr;
     Fd enqueue_;
     event* enqueue_event_ = nullptr;
+    event* submit_retry_ = nullptr;  // enqueue's listen queue was full: connect again
+    std::chrono::steady_clock::time_point submit_since_;
+    int submit_attempts_ = 0;
 };
 
 } // namespace mm::smtp

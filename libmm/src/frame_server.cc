@@ -13,6 +13,7 @@ namespace {
 
 // Connections per server: a local user must not exhaust descriptors.
 constexpr std::size_t max_connections = 256;
+constexpr int resume_check_ms = 20; // while full, how often to look for a closed connection
 
 } // namespace
 
@@ -42,6 +43,7 @@ FrameServer::FrameServer(event_base* base, Fd listener, std::optional<std::vecto
 {
     accept_ev_ = event_new(base_, listener_.get(), EV_READ | EV_PERSIST, &FrameServer::on_accept, this);
     event_add(accept_ev_, nullptr);
+    resume_ev_ = evtimer_new(base_, &FrameServer::on_resume, this);
 }
 
 FrameServer::~FrameServer()
@@ -53,16 +55,54 @@ FrameServer::~FrameServer()
 
 void FrameServer::stop_accepting()
 {
-    if (accept_ev_ != nullptr) {
-        event_free(accept_ev_);
-        accept_ev_ = nullptr;
+    for (event** e : {&accept_ev_, &resume_ev_}) {
+        if (*e != nullptr) {
+            event_free(*e);
+            *e = nullptr;
+        }
     }
+}
+
+bool FrameServer::full()
+{
+    // Forget connections that were closed since.
+    std::erase_if(connections_, [](const ConnectionPtr& c) { return !c->open(); });
+    return connections_.size() >= max_connections;
+}
+
+// Accepting and closing at once would turn a burst from trusted clients (the
+// smtp-listener's sessions all ending DATA together) into failures; their
+// connections wait in the listen queue instead (and a non-blocking connect
+// gets EAGAIN), and are taken as connections close.
+void FrameServer::pause_accepting()
+{
+    log::warning("%s: %zu connections open; new ones wait", name_.c_str(), connections_.size());
+    event_del(accept_ev_);
+    timeval tv{0, resume_check_ms * 1000};
+    evtimer_add(resume_ev_, &tv);
+}
+
+void FrameServer::on_resume(evutil_socket_t, short, void* arg)
+{
+    auto* self = static_cast<FrameServer*>(arg);
+    if (self->accept_ev_ == nullptr)
+        return;
+    if (self->full()) {
+        timeval tv{0, resume_check_ms * 1000};
+        evtimer_add(self->resume_ev_, &tv);
+        return;
+    }
+    event_add(self->accept_ev_, nullptr);
 }
 
 void FrameServer::on_accept(evutil_socket_t, short, void* arg)
 {
     auto* self = static_cast<FrameServer*>(arg);
     for (;;) {
+        if (self->full()) {
+            self->pause_accepting();
+            return;
+        }
         auto sock = ipc::accept_seqpacket(self->listener_);
         if (!sock) {
             if (!ipc::is_would_block(sock.error()))
@@ -75,13 +115,6 @@ void FrameServer::on_accept(evutil_socket_t, short, void* arg)
         if (self->allowed_ &&
             std::find(self->allowed_->begin(), self->allowed_->end(), cred->uid) == self->allowed_->end()) {
             log::warning("%s: connection from uid %u refused", self->name_.c_str(), static_cast<unsigned>(cred->uid));
-            continue;
-        }
-        // Forget connections that were closed since.
-        std::erase_if(self->connections_, [](const ConnectionPtr& c) { return !c->open(); });
-        if (self->connections_.size() >= max_connections) {
-            log::warning("%s: too many connections; refusing uid %u", self->name_.c_str(),
-                static_cast<unsigned>(cred->uid));
             continue;
         }
         auto c = std::make_shared<Connection>(std::move(sock).value(), *cred);

@@ -4,7 +4,9 @@
 // received frame to the daemon's handler. A bad frame or a wrong uid closes
 // that connection only. Replies may be sent later (qmgr answers runq when the
 // run is done), so connections are shared and know when they were closed.
-// Linked by the daemons.
+// At its connection limit a server stops accepting until one closes: new
+// clients wait in the listen queue rather than being dropped. Linked by the
+// daemons.
 #pragma once
 
 #include "mm/fd.hh"
@@ -60,7 +62,10 @@ public:
 private:
     static void on_accept(evutil_socket_t, short, void* self);
     static void on_readable(evutil_socket_t, short, void* arg);
+    static void on_resume(evutil_socket_t, short, void* self);
     void drop(Connection* c);
+    bool full();
+    void pause_accepting();
 
     event_base* base_;
     Fd listener_;
@@ -68,6 +73,7 @@ private:
     Handler handler_;
     std::string name_;
     event* accept_ev_ = nullptr;
+    event* resume_ev_ = nullptr; // while full: checks whether a connection closed
     std::vector<ConnectionPtr> connections_;
 };
 
