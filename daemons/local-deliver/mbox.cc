@@ -211,8 +211,16 @@ Result<void> DotLock::take(const MboxOptions& options, Clock::time_point deadlin
         int fd = ::openat(dir_.get(), name_.c_str(), O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
         if (fd >= 0) {
             fd_ = Fd(fd);
-            std::string pid = std::to_string(::getpid()) + "\n";
-            (void)!::write(fd, pid.data(), pid.size());
+            // A dead writer's record is carried over in the same write as our
+            // pid: should this writer die too before record_start, the next
+            // one still cuts the first one's fragment off (the broken lock is
+            // gone, and its record with it).
+            std::string text = std::to_string(::getpid());
+            if (dead_writer_ && dead_writer_->size)
+                text += " " + std::to_string(static_cast<long long>(*dead_writer_->size)) + " "
+                    + std::to_string(static_cast<unsigned long long>(dead_writer_->mailbox_inode));
+            text += "\n";
+            (void)!::write(fd, text.data(), text.size());
             return ok();
         }
         int err = errno;

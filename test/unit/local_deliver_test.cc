@@ -275,6 +275,48 @@ TEST_CASE("mbox: a delivery killed mid-append leaves a fragment the next one cut
         CHECK(entry.path().filename().string().find(".stale.") == std::string::npos);
 }
 
+TEST_CASE("mbox: a writer killed after breaking a dead writer's lock passes its record on")
+{
+    // Found by test/integration/crash_test.py: two delivery processes killed
+    // one after the other left a fragment no later delivery could cut.
+    TempDir t;
+    const std::string before = "existing\n\n";
+    spit(t.file("bob"), before + "From root Fri Dec  4 13:46:14 2026\nEnvelope-to: <bob@exa");
+    age(t.file("bob"));
+    spit(t.file("bob.lock"), std::to_string(dead_pid()) + " " + std::to_string(before.size()) + " "
+            + std::to_string(inode_of(t.file("bob"))) + "\n");
+    // The second writer breaks that lock, takes its own and waits for the
+    // fcntl lock held here; it is killed there, before it could cut.
+    int held = ::open(t.file("bob").c_str(), O_RDWR | O_CLOEXEC);
+    REQUIRE(held >= 0);
+    struct flock fl {};
+    fl.l_type = F_WRLCK;
+    fl.l_whence = SEEK_SET;
+    REQUIRE(::fcntl(held, F_OFD_SETLK, &fl) == 0);
+    mm::Dir dir = open_dir_or_fail(t.path());
+    mm::local::MboxOptions patient = mbox_options();
+    patient.lock_wait = std::chrono::seconds(60);
+    pid_t second = ::fork();
+    REQUIRE(second >= 0);
+    if (second == 0) {
+        (void)mm::local::deliver_mbox(dir, "bob", MessageSource::from_text("x\n"), envelope(), patient);
+        ::_exit(0);
+    }
+    bool waiting = false;
+    for (int i = 0; i < 3000 && !waiting; ++i) {
+        std::string lock = slurp(t.file("bob.lock"));
+        waiting = lock.starts_with(std::to_string(second) + " ") || lock == std::to_string(second) + "\n";
+        if (!waiting)
+            ::usleep(10000);
+    }
+    ::kill(second, SIGKILL);
+    ::waitpid(second, nullptr, 0);
+    ::close(held);
+    REQUIRE(waiting);
+    REQUIRE(mbox(t, "bob", "y\n").kind == DeliveryStatus::delivered);
+    CHECK(slurp(t.file("bob")) == before + head + "y\n\n");
+}
+
 TEST_CASE("mbox: a writer that is a zombie not yet reaped counts as dead")
 {
     TempDir t;
