@@ -1203,6 +1203,10 @@ def check_R1(t):
         state["case"] = name
         rcpt = f"r{n}@remote.example"
         t.sent_ok("-oi", rcpt, stdin=f"Subject: {name}\n\nx\n".encode())
+        # A route's worker answers with its last failure while it lives (2 s
+        # idle): queue runs until this case has its own connection.
+        t.assertTrue(wait_for(lambda: srv.connections > n or (t.send("-q"), False)[1], TIMEOUT, 2.5),
+                     f"{name}: no connection of its own\n{t.diagnosis()}")
         r = t.wait_deferred(rcpt)
         t.assertEqual(r["state"], "pending", f"{name}: {r}")
         err = r["last_error"] or ""
@@ -1211,6 +1215,7 @@ def check_R1(t):
     t.assertNotIn("\x1b", t.inst.log_text())
     t.daemons_alive()
     t.assertEqual(srv.data_count, 0)
+    t.outcome = f"{len(cases)} hostile replies, {srv.connections} connections, all deferred"
 
 
 def check_R2(t):
