@@ -1,15 +1,19 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
-"""Crash test (DESIGN.md rule 1, issue 3 "Proof").
+"""Crash test (DESIGN.md rule 1, issue 3 "Proof", issue 7 campaign 1).
 
 A private instance with its daemons running takes a stream of submissions:
 several concurrent `sendmail` front ends and SMTP clients (smtplib) on the
 instance's listener, each message with a unique token in its Subject and body
-and an end marker as its last body line, for mbox and Maildir recipients.
-Meanwhile a killer sends SIGKILL at random moments to a random victim: a
-sendmail front end, enqueue, qmgr, local-deliver (with its delivery
-processes), only local-deliver's delivery processes (a worker caught in the
-middle of an mbox or Maildir write), smtp-listener, or the whole process tree
-at once. A daemon killed young would be restarted by the supervisor only after
+and an end marker as its last body line, for mbox and Maildir recipients and
+a remote one (far@remote.example) that a permanent route sends to Postfix's
+smtp-sink on 127.0.0.1, which dumps each message it accepted after the final
+dot to a file of its own. Meanwhile a killer sends SIGKILL at random moments
+to a random victim: a sendmail front end, enqueue, qmgr, local-deliver (with
+its delivery processes), only local-deliver's delivery processes (a worker
+caught in the middle of an mbox or Maildir write), smtp-listener,
+route-selector, remote-deliver, only remote-deliver's workers (its SMTP
+clients, perhaps in mid-DATA or waiting for the reply to the dot), or the
+whole process tree at once. A daemon killed young would be restarted by the supervisor only after
 its backoff, so then the whole instance is killed and started again
 (Instance.start()) after a random pause; that is what makes many kills in one
 run possible. Some sendmail front ends are killed after only half of their
@@ -19,14 +23,17 @@ connection in the middle of DATA: those messages must never be delivered.
 At the end the instance is stopped and started once more and the queue run
 (`masqmail -q`) until it is empty. Then: every acknowledged message (sendmail
 exited 0, or the 250 after DATA was read) is in each of its recipients'
-mailboxes at least once; no token of a half-sent message is in any file under
-mail_dir; every mbox parses and each of its messages, and each Maildir file in
-new/ or cur/, carries exactly the body that was sent (so it ends with the end
-marker) and went to a mailbox it was addressed to; tmp/ holds nothing older
+mailboxes (and the sink) at least once; no token of a half-sent message is in
+any file under mail_dir or the sink's dumps; every mbox parses and each of its
+messages, each Maildir file in new/ or cur/ and each sink dump carries exactly
+the body that was sent (so it ends with the end marker) and went to a
+recipient it was addressed to; tmp/ holds nothing older
 than the restart; the spool is empty; nothing was quarantined in corrupt/.
 Every check is made and all failures are reported together, with the kills
 and log lines around each message concerned. Counts (kills per victim,
-acknowledged, delivered, duplicates) are printed as TAP comments.
+acknowledged, delivered, duplicates, delivered but unacknowledged, per
+destination) are printed as TAP comments. The normal run makes at least 500
+kills (about 3-5 minutes); under sanitizers 15.
 
 `crash_test.py --long` or MM_CRASH_LONG=1 runs a longer campaign;
 MM_CRASH_VICTIMS=sendmail,qmgr,... kills only those kinds of victim.
@@ -38,6 +45,8 @@ also takes still keeps two writers apart)."""
 
 import collections
 import fcntl
+import pwd
+import shutil
 import os
 import random
 import re
@@ -47,6 +56,7 @@ import socket
 import struct
 import subprocess
 import sys
+import tempfile
 import termios
 import threading
 import time
@@ -59,39 +69,52 @@ LONG = "--long" in sys.argv[1:] or os.environ.get("MM_CRASH_LONG", "") not in ("
 if "--long" in sys.argv:
     sys.argv.remove("--long")
 
-STREAM_SECONDS = 300 if LONG else 34    # submissions are started and victims killed this long,
-MIN_KILLS = 500 if LONG else 60         # and longer until this many victims were killed,
-STREAM_CAP = 420 if LONG else 46        # but never longer than this (then too few kills fail)
+STREAM_SECONDS = 600 if LONG else 60    # submissions are started and victims killed this long,
+MIN_KILLS = 2000 if LONG else 500       # and longer until this many victims were killed,
+STREAM_CAP = 900 if LONG else 300       # but never longer than this (then too few kills fail)
 if mmtest.SANITIZED and not LONG:
     # Several times slower under ASan: the normal build makes the kill
     # count; this run looks for memory errors on the recovery paths.
-    MIN_KILLS, STREAM_CAP = 15, 90
-SENDMAIL_THREADS = 3                    # each runs one sendmail at a time
+    STREAM_SECONDS, MIN_KILLS, STREAM_CAP = 34, 15, 90
+SENDMAIL_THREADS = 4                    # each runs one sendmail at a time
 SMTP_THREADS = 1                        # each runs one SMTP session at a time (1-3 messages)
 HALF_FRACTION = 0.12                    # submissions abandoned in the middle of the message
-KILL_GAP = (0.02, 0.25)                 # seconds between two kills
-DAEMON_DOWN = (0.0, 0.4)                # a daemon killed young stays dead this long, then the instance restarts
+KILL_GAP = (0.005, 0.06)                # seconds between two kills
+DAEMON_DOWN = (0.0, 1.0)                # a daemon killed young stays dead this long, then the instance restarts
 WORKER_WAIT = 1.5                       # seconds to wait for a delivery process to appear
 SUBMIT_TIMEOUT = 60                     # one sendmail or SMTP transaction
-DRAIN_SECONDS = 15                      # masqmail -q until the queue is empty, at most this long
+DRAIN_SECONDS = 60                      # masqmail -q until the queue is empty, at most this long
 SUPERVISOR_QUICK = 11.0                 # the supervisor backs off a daemon dying younger than 10 s
 
 MBOX_BOXES = ("bob", "carol")
 MAILDIR_BOXES = ("dora", "erin")
-BOXES = MBOX_BOXES + MAILDIR_BOXES
-DAEMONS = ("enqueue", "qmgr", "local-deliver", "smtp-listener")
+SINK = "sink"                           # the remote recipient: a permanent route to smtp-sink
+SINK_ADDRESS = "far@remote.example"
+SMTP_SINK = "/usr/sbin/smtp-sink"
+BOXES = MBOX_BOXES + MAILDIR_BOXES + (SINK,)
+DAEMONS = ("enqueue", "qmgr", "local-deliver", "smtp-listener", "route-selector", "remote-deliver")
 VICTIMS = {                             # kind -> weight
-    "sendmail": 2.0,
-    "enqueue": 1.2,
-    "qmgr": 1.2,
-    "local-deliver": 1.2,
+    "sendmail": 4.0,
+    "enqueue": 0.8,
+    "qmgr": 0.8,
+    "local-deliver": 0.8,
     "workers": 3.0,
-    "smtp-listener": 0.8,
-    "tree": 1.0,
+    "smtp-listener": 0.5,
+    "remote-deliver": 0.8,
+    "remote-workers": 3.0,              # remote-deliver's SMTP client processes, perhaps in mid-DATA
+    "route-selector": 0.3,
+    "tree": 0.5,
 }
 # MM_CRASH_VICTIMS=enqueue,qmgr,... restricts the kinds of victims (to look into one at a time).
 if os.environ.get("MM_CRASH_VICTIMS"):
     VICTIMS = {k: w for k, w in VICTIMS.items() if k in os.environ["MM_CRASH_VICTIMS"].split(",")}
+
+
+def address(box, smtp):
+    """The address a submission gives for a mailbox (sendmail: the bare local name)."""
+    if box == SINK:
+        return SINK_ADDRESS
+    return f"{box}@test.example" if smtp else box
 
 
 def note(text):
@@ -221,8 +244,11 @@ def clock(t):
 
 class CrashDuringSubmissions(unittest.TestCase):
     def setUp(self):
+        if not os.access(SMTP_SINK, os.X_OK):
+            self.skipTest("smtp-sink (package postfix) is not installed")
         self.inst = Instance(f'maildir_users = "{";".join(MAILDIR_BOXES)}"\n')
         self.addCleanup(self.inst.close)
+        self.start_sink()
         self.stream = Stream("%08x" % random.getrandbits(32))
         self.lock = threading.Lock()
         self.live = {}                      # pid -> Popen of a sendmail sending a whole message
@@ -231,6 +257,43 @@ class CrashDuringSubmissions(unittest.TestCase):
         self.events = []                    # (time, what) of every kill and restart
         self.stop = threading.Event()
         self.thread_errors = []
+        self.restart_due = None             # monotonic time of the restart after daemon kills
+        self.in_backoff = set()             # daemons killed young since the last restart
+
+    def start_sink(self):
+        """smtp-sink on 127.0.0.1, each message it takes (after the final dot)
+        dumped to a file of its own in self.sink_dir; a permanent route to it."""
+        top = tempfile.mkdtemp(prefix="mm-sink-")
+        self.addCleanup(shutil.rmtree, top, True)
+        os.chmod(top, 0o755)
+        self.sink_dir = os.path.join(top, "dump")
+        os.mkdir(self.sink_dir)
+        user = []
+        if os.geteuid() == 0:   # smtp-sink refuses to run as root without -u
+            nobody = pwd.getpwnam("nobody")
+            os.chown(self.sink_dir, nobody.pw_uid, nobody.pw_gid)
+            user = ["-u", "nobody"]
+        port = mmtest.free_port()
+        p = subprocess.Popen([SMTP_SINK, *user, "-d", self.sink_dir + "/m.", f"127.0.0.1:{port}", "256"],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+        def stop():
+            p.terminate()
+            p.wait(10)
+            p.stderr.close()
+        self.addCleanup(stop)
+
+        def listening():
+            try:
+                with socket.create_connection(("127.0.0.1", port), 1):
+                    return True
+            except OSError:
+                return p.poll() is not None
+        self.assertTrue(wait_for(listening, 20), "smtp-sink does not listen")
+        self.assertIsNone(p.poll(), p.stderr.read() if p.poll() is not None else "")
+        route = self.inst.write("sink.route", f'mail_host = "127.0.0.1:{port}"\ntls = none\n')
+        with open(self.inst.conf, "a") as f:
+            f.write(f'permanent_routes = "{route}"\n')
 
     # --- the instance's processes ---
 
@@ -299,6 +362,8 @@ class CrashDuringSubmissions(unittest.TestCase):
         self.event(f"tree killed ({why}):{killed}; restarting"
                    + (f"; mbox {','.join(torn)} ends mid-message" if torn else ""))
         self.inst.start()
+        self.restart_due = None
+        self.in_backoff.clear()
         self.event("instance started")
 
     def kill_local_deliver_processes(self, keep=None, killed=()):
@@ -351,6 +416,10 @@ class CrashDuringSubmissions(unittest.TestCase):
             rng = random.Random()
             kinds, weights = zip(*VICTIMS.items())
             while not self.stop.wait(rng.uniform(*KILL_GAP)):
+                if self.restart_due is not None and time.monotonic() >= self.restart_due:
+                    self.extra["restarts after daemon kills"] += 1
+                    self.restart_instance(f"{', '.join(sorted(self.in_backoff))} in backoff")
+                    continue
                 self.kill_one(rng, rng.choices(kinds, weights)[0])
         except BaseException as e:
             with self.lock:
@@ -374,6 +443,9 @@ class CrashDuringSubmissions(unittest.TestCase):
             return
         if kind == "workers":
             self.kill_workers(rng)
+            return
+        if kind == "remote-workers":
+            self.kill_remote_workers(rng)
             return
         sup = self.supervisor()
         pid = self.daemon(kind, sup)
@@ -400,10 +472,11 @@ class CrashDuringSubmissions(unittest.TestCase):
             self.event(f"{kind} restarted by the supervisor")
             return
         # The supervisor would wait (backoff): let the instance run without the
-        # daemon for a moment, then kill everything and start again.
-        time.sleep(rng.uniform(*DAEMON_DOWN))
-        self.extra["restarts after a daemon kill"] += 1
-        self.restart_instance(f"{kind} was in backoff")
+        # daemon for a moment (other victims are killed meanwhile, perhaps
+        # more daemons), then kill everything and start again.
+        self.in_backoff.add(kind)
+        if self.restart_due is None:
+            self.restart_due = time.monotonic() + rng.uniform(*DAEMON_DOWN)
 
     def kill_workers(self, rng):
         """SIGKILL to local-deliver's delivery processes (its children and
@@ -428,6 +501,28 @@ class CrashDuringSubmissions(unittest.TestCase):
                    + (f"; mbox {','.join(torn)} ends mid-message" if torn else ""))
         self.age_dot_locks()
 
+    def kill_remote_workers(self, rng):
+        """SIGKILL to remote-deliver's workers (its SMTP clients), as soon as
+        there is one: it may be dialling, in the middle of DATA, or waiting
+        for the reply to the final dot (a duplicate later, never a loss)."""
+        sup = self.supervisor()
+        main = self.daemon("remote-deliver", sup)
+        if main is None:
+            return
+        deadline = time.monotonic() + WORKER_WAIT
+        while not [c for c in children(main) if proc_stat(c) is not None]:
+            if time.monotonic() > deadline or self.stop.is_set():
+                return
+            time.sleep(0.001)
+        if rng.random() < 0.6:
+            time.sleep(rng.uniform(0, 0.01))
+        victims = [c for c in children(main) if proc_stat(c) is not None]
+        n = sum(1 for c in victims if kill(c))
+        if n == 0:
+            return
+        self.kills["remote-workers"] += 1
+        self.event(f"{n} workers of remote-deliver {main} killed: {victims}")
+
     # --- the submitters ---
 
     def guarded(self, fn, *args):
@@ -445,7 +540,8 @@ class CrashDuringSubmissions(unittest.TestCase):
             token = rec["token"]
             text = (f"Subject: {token}\nX-Token: {token}\n\n"
                     + "\n".join(body_lines(token, rec["nlines"])) + "\n").encode()
-            p = subprocess.Popen([MASQMAIL, "-C", self.inst.conf, "-oi", "-v", *rec["rcpts"]],
+            p = subprocess.Popen([MASQMAIL, "-C", self.inst.conf, "-oi", "-v",
+                                  *(address(r, False) for r in rec["rcpts"])],
                                  stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
                                  stderr=subprocess.PIPE)
             if rng.random() < HALF_FRACTION:
@@ -492,7 +588,7 @@ class CrashDuringSubmissions(unittest.TestCase):
 
     def smtp_text(self, rec):
         token = rec["token"]
-        to = ", ".join(f"{r}@test.example" for r in rec["rcpts"])
+        to = ", ".join(address(r, True) for r in rec["rcpts"])
         return (f"From: tester@test.example\nTo: {to}\nSubject: {token}\nX-Token: {token}\n\n"
                 + "\n".join(body_lines(token, rec["nlines"])) + "\n")
 
@@ -528,7 +624,7 @@ class CrashDuringSubmissions(unittest.TestCase):
             if code != 250:
                 raise smtplib.SMTPException(f"MAIL: {code} {msg!r}")
             for r in rec["rcpts"]:
-                code, msg = s.rcpt(f"{r}@test.example")
+                code, msg = s.rcpt(address(r, True))
                 if code not in (250, 251):
                     raise smtplib.SMTPException(f"RCPT: {code} {msg!r}")
             code, msg = s.data(self.smtp_text(rec))
@@ -562,7 +658,7 @@ class CrashDuringSubmissions(unittest.TestCase):
                             return int(line[:3])
 
                 steps = [b"EHLO client.test.example\r\n", b"MAIL FROM:<tester@test.example>\r\n"]
-                steps += [f"RCPT TO:<{r}@test.example>\r\n".encode() for r in rec["rcpts"]]
+                steps += [f"RCPT TO:<{address(r, True)}>\r\n".encode() for r in rec["rcpts"]]
                 if reply() != 220:
                     raise OSError("no greeting")
                 for cmd in steps:
@@ -641,6 +737,12 @@ class CrashDuringSubmissions(unittest.TestCase):
 
     def where_else(self, token, box):
         """Where a copy that is not a message of its mailbox can be found."""
+        if box == SINK:
+            for name in sorted(os.listdir(self.sink_dir)):
+                with open(os.path.join(self.sink_dir, name), "rb") as f:
+                    if f"\nSubject: {token}\n".encode() in f.read():
+                        return f" (in the sink's {name}, but not as the message sent)"
+            return " (not in the sink)"
         path = self.inst.path("mail", box)
         if box in MBOX_BOXES and os.path.isfile(path):
             with open(path, "rb") as f:
@@ -676,7 +778,8 @@ class CrashDuringSubmissions(unittest.TestCase):
         if box not in rec["rcpts"]:
             return token, False, f"{where}: {token} was addressed to {rec['rcpts']}, not {box}"
         mbox = box in MBOX_BOXES
-        want = expected_body(token, rec["nlines"], mbox) + (b"\n" if mbox else b"")
+        # An mbox message and a smtp-sink dump end with an empty line.
+        want = expected_body(token, rec["nlines"], mbox) + (b"\n" if mbox or box == SINK else b"")
         if body != want:
             if mbox and body == want[:-1]:
                 return token, False, (f"{where}: {token} lacks the empty line that ends an mbox message "
@@ -813,17 +916,33 @@ class CrashDuringSubmissions(unittest.TestCase):
                             bad_tokens.add(token)
             d = os.path.join(mail, box, "tmp")
             maildir_tmp += len(os.listdir(d)) if os.path.isdir(d) else 0
+        # smtp-sink's dumps: one file per transaction it answered 250 after the final dot.
+        for name in sorted(os.listdir(self.sink_dir)):
+            with open(os.path.join(self.sink_dir, name), "rb") as f:
+                data = f.read()
+            token, good, why = self.parse_message(data, SINK, f"sink dump {name}")
+            head = data.partition(b"\n\n")[0]
+            rcpts = re.findall(rb"^X-Rcpt-Args: <([^>]*)>", head, re.M)
+            if good and rcpts != [SINK_ADDRESS.encode()]:
+                good, why = False, f"sink dump {name}: {token} sent to {rcpts}, not [{SINK_ADDRESS}]"
+            if good:
+                delivered[(token, SINK)] += 1
+                copies += 1
+            else:
+                failures.append(why)
+                if token:
+                    bad_tokens.add(token)
 
         # No token of a half-sent message anywhere under mail_dir, not even in a fragment.
         half = self.stream.tokens("half")
         half_seen = collections.defaultdict(list)
         pattern = re.compile(rb"crash-" + self.stream.run.encode() + rb"-\d{5}")
-        for root, _, files in os.walk(mail):
+        for root, _, files in [*os.walk(mail), *os.walk(self.sink_dir)]:
             for name in files:
                 with open(os.path.join(root, name), "rb") as f:
                     for t in set(pattern.findall(f.read())):
                         if t.decode() in half:
-                            half_seen[t.decode()].append(os.path.relpath(os.path.join(root, name), mail))
+                            half_seen[t.decode()].append(os.path.join(root, name))
 
         acked = self.stream.tokens("acked")
         unacked = self.stream.tokens("unacked")
@@ -842,6 +961,23 @@ class CrashDuringSubmissions(unittest.TestCase):
              f"({copies} copies for {len(delivered)} message-mailbox pairs), duplicates: {duplicates}, "
              f"delivered but unacknowledged: {len(distinct & unacked)}, half-sent: {len(half)}, "
              f"Maildir tmp/ leftovers: {maildir_tmp}, queue runs at the end: {runs} ({drain_time:.1f} s)")
+
+        kinds = {**{b: "mbox" for b in MBOX_BOXES}, **{b: "Maildir" for b in MAILDIR_BOXES}, SINK: "smtp-sink"}
+        per_kind = collections.Counter()
+        for (t, b), c in delivered.items():
+            per_kind[(kinds[b], "pairs")] += 1
+            per_kind[(kinds[b], "duplicates")] += c - 1
+            per_kind[(kinds[b], "unacknowledged")] += t in unacked
+        wanted = collections.Counter(kinds[b] for t in acked for b in self.stream.records[t]["rcpts"])
+        note("per destination: " + "; ".join(
+            f"{k}: {wanted[k]} acknowledged deliveries, {per_kind[(k, 'pairs')]} delivered, "
+            f"{per_kind[(k, 'duplicates')]} duplicates, {per_kind[(k, 'unacknowledged')]} of unacknowledged messages"
+            for k in ("mbox", "Maildir", "smtp-sink")))
+        note(f"delivered but unacknowledged {len(distinct & unacked)} of {len(unacked)} unacknowledged "
+             f"(client saw no 250 / exit 0: allowed, the acknowledgement was lost in a crash); "
+             f"lost: {len(missing)}; half-sent delivered: {len(half_seen)}")
+        if not per_kind[("smtp-sink", "pairs")]:
+            problems.append("nothing reached smtp-sink: the remote path was not exercised")
 
         dup_pairs = sorted(k for k, c in delivered.items() if c > 1)
         if dup_pairs:
