@@ -400,6 +400,7 @@ def check_A2(t):
     # Over SMTP a sender starting with '-' reaches an MDA as one argument.
     s = t.smtp()
     code, text = s.mail("-oQ/tmp@evil.example")
+    t.outcome += f"; MAIL FROM:<-oQ/tmp@evil.example>: {code}"
     if code == 250:
         t.assertEqual(s.rcpt("mdauser@test.example")[0], 250)
         t.assertEqual(s.data(b"Subject: dash\r\n\r\nx\r\n")[0], 250)
