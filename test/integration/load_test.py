@@ -15,10 +15,14 @@ bounded, nothing is lost.
    listener, delivered to one mbox; once the queue is empty, the messages
    delivered are exactly the ones enqueue took (by queue id: no loss, no
    duplicate), the spool is empty and nothing is in corrupt/.
+4. 20,000 messages for a remote recipient while no route is online: all stay
+   queued (none bounces), and qmgr, which keeps one job per queued message,
+   grows by a bounded amount per message.
 
 Each daemon's VmRSS is sampled from /proc during each part; each stays under
 a bound, no daemon is restarted, and in part 3 the second half's peak does
-not exceed the first half's by more than a small margin. Peaks, VmHWM and
+not exceed the first half's by more than a small margin (for qmgr, plus its
+cost per message of the longer queue, if the queue grew). Peaks, VmHWM and
 throughputs are printed as TAP comments.
 
 Limits: the instance sets smtp_max_connections = 4000, so 1,500 sessions stay
@@ -58,6 +62,7 @@ SANITIZED = mmtest.SANITIZED
 CONCURRENT = 200 if SANITIZED else 1000
 IDLE = 100 if SANITIZED else 500
 MESSAGES = int(os.environ.get("MM_LOAD_MESSAGES", "0")) or (5000 if SANITIZED else 100000)
+DEFERRED = 2000 if SANITIZED else 20000
 SOURCE_SESSIONS = 20
 IDLE_TIMEOUT = 60          # smtp_timeout of part 2, seconds
 TRICKLE_EVERY = 3          # seconds between two bytes of a trickling client
@@ -553,6 +558,44 @@ class LoadCase(unittest.TestCase):
             self.assertLessEqual(second.get(name, 0), first[name] + margin,
                                  f"{name} grew from {first[name]} kB (first half) to {second.get(name)} kB; "
                                  f"the longest queue from {first.get('queue', 0)} to {second.get('queue', 0)}")
+
+    # --- part 4 ---
+
+    def test_4_deferred_queue_memory(self):
+        """A long queue (remote mail while offline: no route is online) is
+        held by qmgr at a bounded cost per message, and nothing bounces."""
+        if not smtptest.SMTP_SOURCE:
+            self.skipTest("Postfix's smtp-source is not installed (packaging/install-deps installs postfix)")
+        n = DEFERRED
+        tmpfs = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
+        inst, pids = self.make_instance(tmpdir=tmpfs)
+        sampler = MemorySampler(inst, pids, interval=0.5)
+        try:
+            start = proc_field(pids["qmgr"], "VmRSS")
+            t0 = time.monotonic()
+            source = subprocess.run([smtptest.SMTP_SOURCE, "-s", str(SOURCE_SESSIONS), "-m", str(n),
+                                     "-f", "offline@example.org", "-t", "far@example.net",
+                                     f"127.0.0.1:{inst.port}"], capture_output=True, timeout=1800)
+            t1 = time.monotonic()
+            self.assertEqual(source.returncode, 0, source.stdout[-2000:] + source.stderr[-2000:])
+            # qmgr has taken each one from new/ (claimed and deferred) when new/ is empty.
+            settled = wait_for(lambda: not os.listdir(inst.path("spool", "new")), 600, 0.5)
+            held = proc_field(pids["qmgr"], "VmRSS")
+        finally:
+            sampler.stop()
+        self.assertTrue(settled, f"{len(os.listdir(inst.path('spool', 'new')))} messages still in new/")
+        self.assertEqual(len(accepted_ids(inst)), n)
+        self.assertEqual(queue_length(inst), n, "queued messages went somewhere while offline")
+        listing = inst.mailq_json()
+        self.assertEqual(len(listing), n)
+        self.assertEqual(os.listdir(inst.path("mail")), [], "something was delivered locally (a bounce?)")
+        per = (held - start) / n
+        note(f"{n} messages queued for a remote recipient while offline in {t1 - t0:.0f} s "
+             f"({n / (t1 - t0):.0f} msg/s): qmgr VmRSS {start} kB before, {held} kB holding them, "
+             f"{per:.2f} kB per queued message")
+        self.assertLess(per, PER_QUEUED_BOUND, f"qmgr holds {per:.2f} kB per queued message")
+        self.check_no_restart(inst, pids, "deferred queue")
+        self.check_memory(sampler, f"{n} deferred")
 
 
 def setUpModule():
