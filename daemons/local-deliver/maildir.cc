@@ -111,7 +111,12 @@ Result<void> publish(const Maildir& md, const std::string& name)
         (void)unlink_at(md.tmp, name, true);
         return e;
     }
-    return fsync_dir(md.fresh);
+    // Not durable means deferred, and the retry delivers it again: take it
+    // back out of new/ (unless a reader has moved it on already).
+    Result<void> synced = fsync_dir(md.fresh);
+    if (!synced)
+        (void)unlink_at(md.fresh, name, true);
+    return synced;
 }
 
 } // namespace
