@@ -141,6 +141,21 @@ def label(path, root):
     return re.sub(r":\[\d+\]", "", path)
 
 
+def drain(inst, done):
+    """Queue runs (masqmail -q) until done() or SETTLE seconds: a delivery
+    that was under way when the space returned or the gate opened defers,
+    and only the next run retries it. Returns (done(), runs, problems)."""
+    deadline = time.monotonic() + SETTLE
+    runs, problems = 0, []
+    while True:
+        runs += 1
+        r = inst.masqmail("-q", timeout=SETTLE * 2)
+        if r.returncode != 0:
+            problems.append(f"masqmail -q exited {r.returncode}: {r.stderr!r}")
+        if wait_for(done, 2) or time.monotonic() > deadline:
+            return bool(done()), runs, problems
+
+
 # --- strace ---
 
 CALL_RE = re.compile(r"^(\d+)\s+(\w+)\((?:(\d+)<([^>]*)>)?")
@@ -542,16 +557,14 @@ class InjectedFaults(unittest.TestCase):
         """Queue run with the gate open; then the ledger of `cases`
         [(token, outcome, hit)]. Returns the duplicates counted."""
         self.mail.open_gate(True)
-        r = self.inst.masqmail("-q", timeout=SETTLE * 2)
-        if r.returncode != 0:
-            self.problems.append(f"{what}: masqmail -q exited {r.returncode}: {r.stderr!r}")
 
         def done():
             found, _ = self.mail.copies()
             acked = all(found[(t, b)] for t, o, _ in cases if o == "acked" for b in path.rcpts)
             drops = self.running and os.listdir(self.inst.path("spool", "maildrop"))
             return acked and not drops and not self.inst.mailq_json()
-        wait_for(done, SETTLE)
+        _, runs, problems = drain(self.inst, done)
+        self.problems += [f"{what}: {p}" for p in problems]
         found, bad = self.mail.copies()
         self.mail.open_gate(False)
         self.problems.extend(f"{what}: {b}" for b in bad)
@@ -769,18 +782,15 @@ class RealFullFileSystem(unittest.TestCase):
             c.send(data.replace(b"\n", b"\r\n") + b".\r\n")
             return c.reply()
 
-    def alive(self, inst, daemons):
-        """Same supervisor and daemons as before, and an SMTP session works."""
-        now = {os.path.basename(a[0]): p for p, a in inst.processes().items()
-               if a and os.path.basename(a[0]) in daemons}
-        with smtptest.Raw(inst.port, timeout=SETTLE) as c:
-            c.ehlo()
-            noop = c.cmd("NOOP").code
-        return now, noop
-
     def daemons(self, inst):
-        return {os.path.basename(a[0]): p for p, a in inst.processes().items()
-                if a and os.path.basename(a[0]) in ("enqueue", "qmgr", "local-deliver", "smtp-listener")}
+        """{name: pid} of the supervisor and its daemons (its children)."""
+        sup = inst.daemon_pid()
+        found = {"supervisor": sup}
+        for pid in proc_children(sup) if sup else []:
+            argv = mmtest.proc_cmdline(pid)
+            if argv:
+                found[os.path.basename(argv[0])] = pid
+        return found
 
     def test_full_spool(self):
         fs = self.mount("spool", "1m")
@@ -840,9 +850,10 @@ class RealFullFileSystem(unittest.TestCase):
             if results[-1][2] != "acked":
                 problems.append(f"not accepted after space returned: {results[-1]}")
         mail.open_gate(True)
-        r = inst.masqmail("-q", timeout=SETTLE * 2)
         acked = [t for t, _, o, _ in results if o == "acked"]
-        wait_for(lambda: all(mail.copies()[0][(t, "later")] for t in acked) and not inst.mailq_json(), SETTLE)
+        _, runs, run_problems = drain(
+            inst, lambda: all(mail.copies()[0][(t, "later")] for t in acked) and not inst.mailq_json())
+        problems += run_problems
         found, bad = mail.copies()
         problems += bad
         lost = [t for t in acked if not found[(t, "later")]]
@@ -852,7 +863,8 @@ class RealFullFileSystem(unittest.TestCase):
         note(f"full spool (1 MiB tmpfs, ~40 KiB messages): "
              + ", ".join(f"{v} {o} {n}" for (v, o), n in sorted(counts.items()))
              + f"; delivered after space returned: {sum(1 for t in acked if found[(t, 'later')])}/{len(acked)}, "
-             f"duplicates {sum(max(0, n - 1) for n in found.values())}, still queued {len(queued)}")
+             f"duplicates {sum(max(0, n - 1) for n in found.values())}, still queued {len(queued)}, "
+             f"queue runs {runs}")
         if lost:
             problems.append(f"acknowledged but not delivered: {lost}")
         if wrongly:
@@ -893,8 +905,9 @@ class RealFullFileSystem(unittest.TestCase):
         queued_full = len(inst.mailq_json())
         # Space returns.
         os.unlink(filler)
-        inst.masqmail("-q", timeout=SETTLE * 2)
-        wait_for(lambda: all(mail.copies()[0][(t, b)] for t, b in sent) and not inst.mailq_json(), SETTLE)
+        _, runs, run_problems = drain(
+            inst, lambda: all(mail.copies()[0][(t, b)] for t, b in sent) and not inst.mailq_json())
+        problems += run_problems
         found, bad = mail.copies()
         problems += bad
         lost = [(t, b) for t, b in sent if not found[(t, b)]]
@@ -902,7 +915,7 @@ class RealFullFileSystem(unittest.TestCase):
         note(f"full mail_dir (1 MiB tmpfs, ~40 KiB messages, 16 sent to an mbox and a Maildir): "
              f"{delivered_full} delivered and {queued_full} queued while full; after space returned "
              f"{len(sent) - len(lost)}/{len(sent)} delivered, duplicates "
-             f"{sum(max(0, n - 1) for n in found.values())}, still queued {len(queued)}")
+             f"{sum(max(0, n - 1) for n in found.values())}, still queued {len(queued)}, queue runs {runs}")
         if lost:
             problems.append(f"not delivered after space returned: {lost}")
         if queued:
