@@ -16,6 +16,8 @@ remote recipient through a permanent route to Postfix's smtp-sink:
   sendmail-inproc  the front end with no daemon (commits in process)
   postdrop         the drop helper (maildrop/), picked up by the next run
   submit-enqueue   sendmail to the running enqueue (strace -p enqueue)
+  pickup-enqueue   postdrop with the daemons running: enqueue commits the
+                   drop file and removes it (strace -p enqueue)
   smtp-listener    SMTP submission, the listener traced
   smtp-enqueue     SMTP submission, enqueue traced
   qmgr             claim and removal (strace -p qmgr)
@@ -100,6 +102,7 @@ PATHS = {   # name -> (process traced, strace -f, how the message is submitted)
     "sendmail-inproc": (None, True, "sendmail"),
     "postdrop": (None, True, "postdrop"),
     "submit-enqueue": ("enqueue", False, "sendmail"),
+    "pickup-enqueue": ("enqueue", False, "postdrop"),   # maildrop/ pickup: commit, then unlink the drop file
     "smtp-listener": ("smtp-listener", True, "smtp"),
     "smtp-enqueue": ("enqueue", False, "smtp"),
     "qmgr": ("qmgr", False, "sendmail"),
@@ -402,6 +405,8 @@ class CrashInjection(unittest.TestCase):
                 tracer = self.attach(inst, target, follow, inject, trace_file)
                 if how == "sendmail":
                     res["acked"], res["detail"] = self.submit_sendmail(inst, token)
+                elif how == "postdrop":
+                    res["acked"], res["detail"] = self.submit_postdrop(inst, token)
                 else:
                     res["acked"], res["detail"] = self.submit_smtp(inst, token)
             else:
