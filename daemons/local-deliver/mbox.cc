@@ -439,11 +439,17 @@ std::vector<Result<void>> append_mbox(
     else
         size = *r;
     std::vector<Result<void>> results = append_locked(*fd, *size, shown, items, options);
+    // A new mailbox's name is not durable: the messages defer, so they are
+    // cut back as after any failed append (the retry would repeat them). The
+    // empty file stays: a writer waiting for the lock may have it open.
     if (created)
-        if (Result<void> synced = fsync_dir(dir); !synced)
+        if (Result<void> synced = fsync_dir(dir); !synced) {
+            bool cut = false;
+            Error error = cut_back(*fd, *size, "fsync " + dir.path() + ": " + synced.error().message(), cut);
             for (Result<void>& result : results)
                 if (result)
-                    result = synced.error();
+                    result = error;
+        }
     // The lock goes before the fcntl lock does: whoever takes the mailbox
     // next never finds this writer's record once it has finished.
     dotlock.release();

@@ -15,6 +15,7 @@ that does each step:
   qmgr state        qmgr's state file after a partial delivery
   mbox append       local-deliver and its children, only the calls on the
                     mailbox, its dot-lock and mail_dir (strace -P)
+  mbox create       the same for the first delivery to a new mbox
   Maildir           local-deliver and its children, every call
 
 Each case submits one message with a unique token. Its outcome must be
@@ -255,6 +256,17 @@ class Path:
         self.daemon = daemon    # the instance runs during the case
         self.narrow = narrow    # -P paths (relative to the instance) the injection is limited to
 
+    def resolve(self, n):
+        """This path for case n: "{new}" becomes a mailbox no case used before."""
+        fresh = lambda names: tuple(x.replace("{new}", f"fresh{n}") for x in names) if names else names
+        return Path(self.name, self.mode, self.target, self.via, fresh(self.rcpts), self.daemon,
+                    fresh(self.narrow))
+
+    @property
+    def mbox(self):
+        """The mbox this path delivers to (bob when none)."""
+        return next((r for r in self.rcpts if r not in ("dora", "later")), "bob")
+
 
 PATHS = (
     Path("sendmail commit", "run", "sendmail", "sendmail", ("bob",), daemon=False),
@@ -265,6 +277,8 @@ PATHS = (
     Path("qmgr state", "attach", "qmgr", "sendmail", ("bob", "later")),
     Path("mbox append", "attach", "local-deliver", "sendmail", ("bob",),
          narrow=("mail/bob", "mail/bob.lock", "mail")),
+    Path("mbox create", "attach", "local-deliver", "sendmail", ("{new}",),
+         narrow=("mail/{new}", "mail/{new}.lock", "mail")),
     Path("Maildir", "attach", "local-deliver", "sendmail", ("dora",)),
 )
 # MM_FAULT_PATHS="mbox append,Maildir" runs only those paths (to look into one).
@@ -307,10 +321,10 @@ class Mail:
         elif os.path.exists(self.gate):
             os.unlink(self.gate)
 
-    def read_mbox(self):
-        """bob's mbox under a shared fcntl lock, as a mail reader reads it."""
+    def read_mbox(self, name="bob"):
+        """An mbox under a shared fcntl lock, as a mail reader reads it."""
         try:
-            with open(os.path.join(self.mail_dir, "bob"), "rb") as f:
+            with open(os.path.join(self.mail_dir, name), "rb") as f:
                 fcntl.lockf(f, fcntl.LOCK_SH)
                 return f.read()
         except FileNotFoundError:
@@ -319,16 +333,20 @@ class Mail:
     def copies(self):
         """(Counter of (token, box), [problems]) over every mailbox."""
         found, bad = collections.Counter(), []
-        try:
-            messages = mmtest.split_mbox(self.read_mbox())
-        except ValueError as e:
-            messages, bad = [], [f"mbox bob: {e}"]
-        for n, m in enumerate(messages):
-            token, whole = parse_copy(m)
-            if not whole:
-                bad.append(f"mbox bob message {n + 1} is not a whole message: {m[:200]!r}...{m[-120:]!r}")
-            if token:
-                found[(token, "bob")] += 1
+        for box in sorted(os.listdir(self.mail_dir)):
+            if ".lock" in box or not os.path.isfile(os.path.join(self.mail_dir, box)) or box == "filler":
+                continue
+            try:
+                messages = mmtest.split_mbox(self.read_mbox(box))
+            except ValueError as e:
+                messages = []
+                bad.append(f"mbox {box}: {e}")
+            for n, m in enumerate(messages):
+                token, whole = parse_copy(m)
+                if not whole:
+                    bad.append(f"mbox {box} message {n + 1} is not a whole message: {m[:200]!r}...{m[-120:]!r}")
+                if token:
+                    found[(token, box)] += 1
         for sub in ("new", "cur"):
             d = os.path.join(self.mail_dir, "dora", sub)
             for name in sorted(os.listdir(d)) if os.path.isdir(d) else []:
@@ -497,10 +515,10 @@ class InjectedFaults(unittest.TestCase):
             self.start_instance()
         return token, outcome, detail, parse_trace(text, self.inst.root)[1], text
 
-    def snapshot(self):
+    def snapshot(self, path):
         """What must not change when a delivery fails: the mbox bytes and dora/new/."""
         new = self.inst.path("mail", "dora", "new")
-        return self.inst.read_mbox("bob"), set(os.listdir(new)) if os.path.isdir(new) else set()
+        return self.mail.read_mbox(path.mbox), set(os.listdir(new)) if os.path.isdir(new) else set()
 
     def check_after_case(self, path, inject, token, outcome, detail, before, hit, step):
         what = f"{path.name} {inject[0]} {inject[1]} K={inject[2]}"
@@ -515,7 +533,7 @@ class InjectedFaults(unittest.TestCase):
                 self.problems.append(f"{what}: exit 75 without the error's text on stderr: {detail!r}")
         # The mailboxes right after the case, before any retry.
         mbox, new = before
-        now_mbox, now_new = self.snapshot()
+        now_mbox, now_new = self.snapshot(path)
         if not now_mbox.startswith(mbox):
             self.problems.append(f"{what}: the mbox changed before its end: was {len(mbox)} bytes, "
                                  f"now {len(now_mbox)}: ...{now_mbox[len(mbox) - 80:len(mbox) + 80]!r}")
@@ -530,7 +548,7 @@ class InjectedFaults(unittest.TestCase):
         # A deferred delivery whose own file work failed leaves the mailbox as
         # it was: the mbox cut back, nothing published in new/ (the retry
         # would make it a duplicate). A lost result (a pipe write) may not.
-        if step == "delivery deferred" and any(h[1].startswith("mail/") for h in hit):
+        if step == "delivery deferred" and any(h[1] == "mail" or h[1].startswith("mail/") for h in hit):
             if now_mbox != mbox:
                 self.problems.append(f"{what}: deferred, but the mbox changed from {len(mbox)} to "
                                      f"{len(now_mbox)} bytes")
@@ -597,6 +615,7 @@ class InjectedFaults(unittest.TestCase):
 
     def measure(self, path):
         """Calls per system call on this path: the most any one process made."""
+        path = path.resolve(self.serial + 1)
         token, outcome, detail, _, text = self.run_case(path, None, os.path.join(self.side.name, "measure.tr"))
         self.assertEqual(outcome, "acked", f"{path.name}: the measuring run failed: {detail}")
         counts, _ = parse_trace(text, self.inst.root)
@@ -612,7 +631,7 @@ class InjectedFaults(unittest.TestCase):
             return range(1, min(n, 1) + 1)
         return range(1, n + 1)
 
-    def step_outcome(self, path, token, outcome, log):
+    def step_outcome(self, path, token, outcome, log, detail):
         """What the traced step did, from the log lines written during the case."""
         qid = self.queue_id(token)
         if path.target == "qmgr":
@@ -625,9 +644,11 @@ class InjectedFaults(unittest.TestCase):
         lines = [l for l in log.splitlines() if "not accepted" in l or "postdrop" in l]
         if path.via == "postdrop":
             return "refused"
+        if path.via == "smtp":
+            outcome = "refused " + detail[:9]
         if not lines:
-            return "refused, not logged"
-        return "refused, logged" + (" with queue id" if re.search(r"\d{10}\.[0-9a-f]{16}", lines[-1]) else "")
+            return outcome + ", not logged"
+        return outcome + ", logged" + (" with queue id" if re.search(r"\d{10}\.[0-9a-f]{16}", lines[-1]) else "")
 
     def test_every_write_and_fsync_fails_once(self):
         self.mail.open_gate(False)
@@ -655,21 +676,22 @@ class InjectedFaults(unittest.TestCase):
                             self.start_instance()
                         inject = (syscall, error, k)
                         case_start = time.monotonic()
-                        before = self.snapshot()
+                        case = path.resolve(self.serial + 1)
+                        before = self.snapshot(case)
                         log_at = len(self.inst.log_text())
                         trace_out = os.path.join(self.side.name, f"case-{self.serial + 1}.tr")
-                        token, outcome, detail, injected, _ = self.run_case(path, inject, trace_out)
+                        token, outcome, detail, injected, _ = self.run_case(case, inject, trace_out)
                         hit = [(c[0], c[1]) for c in injected or ()]
-                        step = self.step_outcome(path, token, outcome, self.inst.log_text()[log_at:])
+                        step = self.step_outcome(case, token, outcome, self.inst.log_text()[log_at:], detail)
                         outcomes[step] += 1
                         for call in hit:
                             hits[call[1]] += 1
                         if not hit:
                             hits["nothing (call not reached)"] += 1
-                        self.ledger[token] = (path, inject, outcome, hit)
-                        self.check_after_case(path, inject, token, outcome, detail, before, hit, step)
+                        self.ledger[token] = (case, inject, outcome, hit)
+                        self.check_after_case(case, inject, token, outcome, detail, before, hit, step)
                         duplicates[path.name] += self.flush_and_check(
-                            path, f"{path.name} {syscall} {error} K={k}", [(token, outcome, hit)])
+                            case, f"{path.name} {syscall} {error} K={k}", [(token, outcome, hit)])
                         cases += 1
                         totals[outcome] += 1
                         slowest = max(slowest, (time.monotonic() - case_start, f"{path.name} {syscall} {error} K={k}"))
