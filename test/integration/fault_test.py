@@ -34,7 +34,8 @@ At the end the whole ledger is checked once more. Figures
 printed as TAP comments. MM_FAULT_PATHS="mbox append,Maildir" runs only
 those paths.
 
-Part 2, as root: a real full file system. A 1 MiB tmpfs as spool_dir,
+Part 2, as root: a real full file system. A 1 MiB tmpfs (and a 4 MiB ext4
+on a loop device) as spool_dir,
 filled by queued submissions until sendmail exits 75 and SMTP answers 452;
 the instance keeps serving; space returns and everything acknowledged is
 delivered. A small tmpfs as mail_dir: mbox and Maildir deliveries defer when
@@ -726,13 +727,25 @@ class InjectedFaults(unittest.TestCase):
 # --- a real full file system ---
 
 class SmallFileSystem:
-    """A tmpfs of `size` mounted on `where`; unmounted by close()."""
+    """A small file system mounted on `where`: a tmpfs of `size`, or an ext4
+    image of `size` (no blocks reserved for root) on a loop device.
+    Unmounted by close()."""
 
-    def __init__(self, where, size):
+    def __init__(self, where, size, kind="tmpfs"):
         os.makedirs(where, exist_ok=True)
-        r = mmtest.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0755", "tmpfs", where])
+        if kind == "ext4":
+            image = where + ".img"
+            with open(image, "wb") as f:
+                f.truncate(size)
+            r = mmtest.run(["mkfs.ext4", "-q", "-F", "-m", "0", image])
+            if r.returncode != 0:
+                raise unittest.SkipTest(f"mkfs.ext4 failed: {r.stderr.decode(errors='replace').strip()}")
+            r = mmtest.run(["mount", "-o", "loop", image, where])
+        else:
+            r = mmtest.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0755", "tmpfs", where])
         if r.returncode != 0:
-            raise unittest.SkipTest(f"cannot mount a tmpfs: {r.stderr.decode(errors='replace').strip()}")
+            raise unittest.SkipTest(f"cannot mount a {kind}: {r.stderr.decode(errors='replace').strip()}")
+        os.chmod(where, 0o755)
         self.where = where
 
     def free(self):
@@ -779,8 +792,8 @@ class RealFullFileSystem(unittest.TestCase):
                 f.write(f'mail_dir = "{mail_dir}"\n')
         return inst, mail
 
-    def mount(self, name, size):
-        fs = SmallFileSystem(os.path.join(self.side.name, name), size)
+    def mount(self, name, size, kind="tmpfs"):
+        fs = SmallFileSystem(os.path.join(self.side.name, name), size, kind)
         self.addCleanup(fs.close)
         return fs
 
@@ -815,7 +828,12 @@ class RealFullFileSystem(unittest.TestCase):
         return found
 
     def test_full_spool(self):
-        fs = self.mount("spool", "1m")
+        self.full_spool(self.mount("spool", "1m"), "1 MiB tmpfs")
+
+    def test_full_spool_on_ext4(self):
+        self.full_spool(self.mount("spool", 4 << 20, "ext4"), "4 MiB ext4 on a loop device")
+
+    def full_spool(self, fs, what):
         inst, mail = self.instance(spool=fs.where)
         inst.start()
         self.addCleanup(inst.stop)
@@ -882,7 +900,7 @@ class RealFullFileSystem(unittest.TestCase):
         wrongly = [t for t, _, o, _ in results if o == "refused" and found[(t, "later")]]
         queued = inst.mailq_json()
         counts = collections.Counter((v, o) for _, v, o, _ in results)
-        note(f"full spool (1 MiB tmpfs, ~40 KiB messages): "
+        note(f"full spool ({what}, ~40 KiB messages): "
              + ", ".join(f"{v} {o} {n}" for (v, o), n in sorted(counts.items()))
              + f"; delivered after space returned: {sum(1 for t in acked if found[(t, 'later')])}/{len(acked)}, "
              f"duplicates {sum(max(0, n - 1) for n in found.values())}, still queued {len(queued)}, "
