@@ -138,6 +138,7 @@ def label(path, root):
     if path.startswith(root):
         path = path[len(root) + 1:]
     path = path.lstrip("/") if path.startswith("/memfd:") else path
+    path = re.sub(r"fresh\d+", "NEW", path)
     path = re.sub(r"[0-9a-f]{16}", "ID", path)
     path = re.sub(r"\d{6,}[\w.]*", "N", path)
     return re.sub(r":\[\d+\]", "", path)
