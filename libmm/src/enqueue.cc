@@ -4,6 +4,7 @@
 // and the front end.
 #include "mm/enqueue.hh"
 
+#include "mm/cursor.hh"
 #include "mm/header_fixup.hh"
 #include "mm/limits.hh"
 #include "mm/log.hh"
@@ -12,6 +13,7 @@
 
 #include <algorithm>
 #include <ctime>
+#include <set>
 
 namespace mm {
 
@@ -56,12 +58,30 @@ FixupOptions fixup_options(const config::MainConfig& config, const Submission& s
     return o;
 }
 
-// Appends what -t found and checks the count of the whole list.
+// A recipient as same_recipient() compares it, for a set.
+std::string recipient_key(const Address& a, bool caseless_local)
+{
+    std::string key = a.local_part();
+    if (caseless_local)
+        std::transform(key.begin(), key.end(), key.begin(), ascii_lower);
+    key += '@';
+    for (char c : a.domain())
+        key += ascii_lower(c);
+    return key;
+}
+
+// Appends what -t found, keeps the first of repeated recipients (RCPT TO
+// twice, To: and Cc:; user-needs S7: one copy each), and checks the count
+// of the whole list.
 Result<void> add_header_recipients(const config::MainConfig& config, Envelope& env,
     std::vector<Address> header_recipients)
 {
     for (Address& a : header_recipients)
         env.recipients.push_back({std::move(a), ""});
+    std::set<std::string> seen;
+    std::erase_if(env.recipients, [&](const EnvelopeRecipient& r) {
+        return !seen.insert(recipient_key(r.address, config.caseless_matching)).second;
+    });
     if (env.recipients.empty())
         return Error::permanent("no recipients").status_as("5.1.3");
     std::size_t max = std::min(config.max_recipients, limits::recipients);

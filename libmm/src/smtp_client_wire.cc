@@ -187,6 +187,8 @@ void DataEncoder::encode(std::string_view content, std::string& out)
         if (c == '\n') {
             if (line_empty_)
                 in_header_ = false;
+            out += header_line_;
+            header_line_.clear();
             out += "\r\n";
             column_ = 0;
             line_empty_ = true;
@@ -194,26 +196,55 @@ void DataEncoder::encode(std::string_view content, std::string& out)
         }
         if (c == '\r')
             continue; // canonical content has none; never emit a bare CR
+        // A header line is held until its end, so that it can be folded
+        // before white space it already has (RFC 5322 §2.2.3).
+        std::string& line = in_header_ ? header_line_ : out;
         if (column_ >= limits::output_line) {
-            out += "\r\n";
-            column_ = 0;
             if (in_header_) {
-                out += ' ';
-                column_ = 1;
+                fold_header_line(out);
+            } else {
+                out += "\r\n";
+                column_ = 0;
             }
         }
         if (column_ == 0 && c == '.') {
-            out += '.';
+            line += '.';
             ++column_;
         }
-        out += c;
+        line += c;
         ++column_;
         line_empty_ = false;
     }
 }
 
+// The held header line is full: the part before its last white space goes
+// out and the rest (starting with that space) stays, unless the line has no
+// such space after the field name and a first word; then it is cut, and
+// continued with a space we add.
+void DataEncoder::fold_header_line(std::string& out)
+{
+    std::size_t start = 0;
+    if (header_line_[0] != ' ' && header_line_[0] != '\t') {
+        std::size_t colon = header_line_.find(':');
+        start = colon == std::string::npos ? 0 : colon + 1;
+    }
+    std::size_t first_word = header_line_.find_first_not_of(" \t", start);
+    std::size_t space = header_line_.find_last_of(" \t");
+    if (first_word != std::string::npos && space != std::string::npos && space > first_word) {
+        out.append(header_line_, 0, space);
+        header_line_.erase(0, space);
+    } else {
+        out += header_line_;
+        header_line_ = " ";
+    }
+    out += "\r\n";
+    column_ = header_line_.size();
+}
+
 void DataEncoder::finish(std::string& out)
 {
+    out += header_line_;
+    header_line_.clear();
     if (column_ > 0)
         out += "\r\n";
     column_ = 0;

@@ -150,6 +150,34 @@ TEST_CASE("-t adds header recipients and Bcc leaves every copy")
     CHECK(text.find("secret") == std::string::npos);
 }
 
+TEST_CASE("a recipient given twice is stored once: the domain compared caselessly, the local part exactly")
+{
+    // user-needs S7: RCPT TO the same address twice (or -t with it in To: and
+    // Cc:) must not send two copies through a smarthost.
+    Fixture f;
+    auto s = f.local({"bob@example.org", "bob@EXAMPLE.org", "Bob@example.org", "dave", "dave@mail.test.example"});
+    s.extract_recipients = true;
+    auto a = mm::accept_message(*f.spool, f.config, s, "To: bob@example.org, dave\nCc: carol, carol\n\nx\n");
+    REQUIRE(a);
+    auto stored = f.spool->read_envelope(a->id, mm::SpoolArea::incoming);
+    REQUIRE(stored);
+    std::vector<std::string> got;
+    for (const auto& r : stored->envelope.recipients)
+        got.push_back(r.address.str());
+    CHECK(got == std::vector<std::string>{"bob@example.org", "Bob@example.org", "dave@mail.test.example",
+                     "carol@mail.test.example"});
+    SECTION("with caseless_matching the local part is caseless too")
+    {
+        Fixture g("caseless_matching = true\n");
+        auto b = mm::accept_message(*g.spool, g.config, g.local({"bob@example.org", "Bob@Example.org"}), "\nx\n");
+        REQUIRE(b);
+        auto env = g.spool->read_envelope(b->id, mm::SpoolArea::incoming);
+        REQUIRE(env);
+        REQUIRE(env->envelope.recipients.size() == 1);
+        CHECK(env->envelope.recipients[0].address.str() == "bob@example.org");
+    }
+}
+
 TEST_CASE("no recipient is a permanent error and stores nothing")
 {
     Fixture f;

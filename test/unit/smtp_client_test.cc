@@ -261,6 +261,40 @@ TEST_CASE("DATA encoding: CRLF, dot-stuffing, long lines cut, final line end, si
     CHECK(out == "a: b\r\n\r\nxy\r\n.\r\n");
 }
 
+TEST_CASE("DATA encoding: a header line over 998 octets is folded before a space it has, adding nothing")
+{
+    // RFC 5322 §2.2.3: folding inserts CRLF before existing white space, so
+    // unfolding (removing those CRLFs) gives the header back (user-needs F6).
+    std::string words;
+    for (int i = 0; i < 600; ++i)
+        words += " w" + std::to_string(i);
+    std::string out = encoded("Subject:" + words + "\nTo: x\n\nbody\n");
+    std::string head = out.substr(0, out.find("\r\n\r\n") + 2);
+    std::size_t at = 0;
+    for (std::size_t crlf; (crlf = head.find("\r\n", at)) != std::string::npos; at = crlf + 2)
+        CHECK(crlf - at <= 998);
+    std::string unfolded;
+    for (std::size_t i = 0; i < head.size(); ++i) {
+        if (head.compare(i, 2, "\r\n") == 0 && i + 2 < head.size() && (head[i + 2] == ' ' || head[i + 2] == '\t'))
+            ++i;
+        else
+            unfolded += head[i];
+    }
+    CHECK(unfolded == "Subject:" + words + "\r\nTo: x\r\n");
+    // Split into chunks anywhere, the same.
+    DataEncoder e;
+    std::string chunked;
+    std::string content = "Subject:" + words + "\nTo: x\n\nbody\n";
+    for (std::size_t i = 0; i < content.size(); i += 7)
+        e.encode(std::string_view(content).substr(i, 7), chunked);
+    e.finish(chunked);
+    CHECK(chunked == out);
+    // A tab is white space as well; a line without any is still cut.
+    out = encoded("X-T: a\t" + std::string(1200, 't') + "\n\nb\n");
+    CHECK(out.substr(0, 8) == "X-T: a\r\n");
+    CHECK(out.substr(8, 2) == "\tt");
+}
+
 TEST_CASE("session: EHLO, pipelined transaction, per-recipient results")
 {
     ScriptedServer server([](const std::string& line) -> std::string {

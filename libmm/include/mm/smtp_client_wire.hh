@@ -69,8 +69,9 @@ Capabilities parse_ehlo(const ServerReply& reply);
 
 // Rebuilds the DATA stream of a message from its canonical content (LF line
 // ends): CRLF line ends, a leading dot doubled, lines longer than 998 octets
-// cut (a header line is continued with a folding space, a body line simply
-// broken), a missing final line end added, and ".\r\n" at the end.
+// cut (a header line folded before its last space or tab, or continued with
+// a folding space when it has none; a body line simply broken), a missing
+// final line end added, and ".\r\n" at the end.
 class DataEncoder {
 public:
     // Appends the encoded form of `content` (any chunk of the message) to `out`.
@@ -82,6 +83,9 @@ public:
     static std::uint64_t wire_size(std::string_view content);
 
 private:
+    void fold_header_line(std::string& out);
+
+    std::string header_line_;  // the current output line while in the header section
     std::size_t column_ = 0;   // octets of the current output line so far
     bool in_header_ = true;    // before the empty line that ends the header section
     bool line_empty_ = true;   // the current input line has no octet yet
