@@ -14,6 +14,7 @@
 #include "mm/frame_server.hh"
 #include "mm/limits.hh"
 #include "mm/fs.hh"
+#include "mm/maildrop.hh"
 #include "mm/log.hh"
 #include "mm/protocol.hh"
 #include "mm/queue_listing.hh"
@@ -62,6 +63,7 @@ constexpr std::int64_t min_backoff = 300;        // seconds, doubled per attempt
 constexpr std::int64_t max_backoff = 4000;       // as Postfix's maximal_backoff_time
 constexpr std::int64_t no_local_deliver_retry = 60;
 constexpr int max_listers = 4;            // queue listings running at once
+constexpr std::int64_t once_pickup_seconds = 30; // --once waits this long for maildrop/ to be taken
 constexpr time_t listing_send_timeout = 30; // seconds a mailq client may stall the listing
 constexpr std::size_t dsn_include_limit = 100 * 1024;
 constexpr std::int64_t never = INT64_MAX;
@@ -277,6 +279,8 @@ public:
             if (job.next_try <= now)
                 make_ready(job);
         pump();
+        if (started_.options.once)
+            finish_runs(); // the wait for maildrop/ may be over
     }
 
     void control(const ConnectionPtr& c, ipc::FrameReader& frame)
@@ -448,6 +452,19 @@ public:
     }
 
     bool once_done() const { return started_.options.once && runs_.empty(); }
+
+    // --once (runq without the daemons): enqueue commits postdrop's files
+    // from maildrop/ when it starts, perhaps after this run found the queue
+    // empty; the run waits for them (at most once_pickup_seconds), so that
+    // mail sendmail handed to postdrop goes out with this run.
+    bool drops_waiting() const
+    {
+        if (!started_.options.once || now_seconds() - once_started_ > once_pickup_seconds)
+            return false;
+        auto names = list_dir(spool_.area(SpoolArea::maildrop), limits::queue_entries_scanned);
+        return names && std::any_of(names->begin(), names->end(),
+                            [](const std::string& n) { return maildrop::is_drop_name(n); });
+    }
 
 private:
     // --- the queue ---
@@ -1007,7 +1024,7 @@ private:
         for (auto it = runs_.begin(); it != runs_.end();) {
             if (it->waiting.empty() && started_.options.once)
                 adopt_new(*it); // bounces made during the run are part of it
-            if (!it->waiting.empty()) {
+            if (!it->waiting.empty() || (it->client == nullptr && drops_waiting())) {
                 ++it;
                 continue;
             }
@@ -1310,6 +1327,7 @@ private:
     Peer remote_ { "remote-deliver", &Manager::on_remote, Fd(), nullptr };
     std::uint64_t pass_ = 0;
     std::int64_t pass_started_ = 0;
+    std::int64_t once_started_ = now_seconds();
     std::vector<Run> runs_;
     std::size_t in_flight_ = 0;
     std::uint64_t last_request_ = 0;

@@ -488,6 +488,30 @@ class CrashInjection(unittest.TestCase):
         if res["problems"]:
             res["problems"].append("log:\n" + inst.log_text()[-3000:])
 
+    # --- the recovery of the no-daemon paths ---
+
+    def test_one_queue_run_without_daemons_delivers_what_postdrop_left(self):
+        # Found by this campaign: runq without the daemons (supervisor
+        # --once) ended when qmgr's run found the queue empty, usually before
+        # enqueue had committed maildrop/'s files: postdrop's mail stayed
+        # there (or queued) after the run. Three tries, as it was a race.
+        for i in range(3):
+            inst = self.instance()
+            try:
+                r = inst.masqmail("-q", timeout=120)   # makes the spool
+                self.assertEqual(r.returncode, 0, r.stderr)
+                token = f"runq-{i}-{time.time_ns()}"
+                ok, detail = self.submit_postdrop(inst, token)
+                self.assertTrue(ok, detail)
+                r = inst.masqmail("-q", timeout=120)
+                self.assertEqual(r.returncode, 0, r.stderr)
+                self.assertEqual(self.delivered(inst, token), {"mbox": [True], "Maildir": [True], "sink": [True]},
+                                 f"try {i}: maildrop/ {os.listdir(inst.path('spool', 'maildrop'))}, "
+                                 f"queue {inst.mailq_json()}\n" + inst.log_text()[-2000:])
+            finally:
+                inst.stop()
+                inst.close()
+
     # --- the campaign ---
 
     def test_kill_at_each_file_system_step(self):
