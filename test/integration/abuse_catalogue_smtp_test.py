@@ -197,6 +197,11 @@ def wire_faults(wire):
     return faults
 
 
+def note(text):
+    """A figure for the report, as a TAP comment."""
+    print("# " + text, flush=True)
+
+
 def split_message(data):
     head, sep, body = data.partition(b"\r\n\r\n")
     return head + sep, body
@@ -427,6 +432,7 @@ class Catalogue(unittest.TestCase):
                     self.assertEqual((r.code, r.enhanced), reply, f"{name}: {r}")
                 s.close()
         self.assertEqual(self.queued_since(), 1, "the control alone is queued:\n" + self.inst.log_text()[-3000:])
+        note(f"F1: {len(cases) - 1} smuggling variants refused, control queued once, smuggled sender queued 0 times")
         self.assertNotIn(f"<= <{SMUGGLED}>", self.inst.log_text())
         self.assertNotIn(SMUGGLED, [e["sender"] for e in self.inst.mailq_json()])
         for name in os.listdir(self.inst.path("mail")):
@@ -519,6 +525,7 @@ class Catalogue(unittest.TestCase):
         rs = t.all_replies_to_eof(timeout=30 * SLOW)
         self.assertIn(self.codes(rs), ([], [(500, "5.5.2")]), rs)
         self.rss_ok(20 * 1024, "after 1 MiB command lines")
+        note(f"F5: listener RSS {rss_kib(self.listener)} KiB after command lines up to 1 MiB (start {self.rss_start})")
 
     def check_F6(self):
         for name, length, ok in (("f6-1000", 1000, True), ("f6-1024", 1024, True), ("f6-4096", 4096, True),
@@ -575,6 +582,8 @@ class Catalogue(unittest.TestCase):
         self.assertReply(t.reply(), 552, "5.3.4")
         self.assertNothingQueued("f7-folded")
         self.rss_ok(32 * 1024, "after a 100 MB folded header")
+        note(f"F7: {n} header lines and a {size >> 20} MiB folded header refused 552; listener RSS peak {peak} KiB, "
+             f"after {rss_kib(self.listener)} KiB (start {self.rss_start}; 0 = not sampled under sanitizers)")
 
     def check_F8(self):
         message = (b"From: sender@test.example\r\nSubject: cut\r\n\r\n"
@@ -596,6 +605,7 @@ class Catalogue(unittest.TestCase):
         self.assertTrue(wait_for(lambda: self.inst.log_text().count("during DATA; nothing queued") >= want,
                                  30 * SLOW), f"offsets {offsets}:\n" + self.inst.log_text()[-3000:])
         self.assertNothingQueued("f8", "f8sender")
+        note(f"F8: DATA cut at offsets {offsets} of {len(message)} and after CRLF.CR: 0 queued, 0 bounces")
 
     def check_F9(self):
         fixed = {
@@ -614,6 +624,8 @@ class Catalogue(unittest.TestCase):
                 t = self.send_to_sink(f"f9-{name}@sink.example", head + body)
                 self.assertEqual(wire_faults(t["wire"]), [], t["wire"])
                 self.assertEqual(split_message(unstuff(t["wire"]))[1], body)
+        note(f"F9: {len(fixed)} bodies ({sum(len(b) for b in fixed.values())} octets) byte-exact through "
+             "server and remote-deliver")
         with self.subTest(body="empty message"):
             s = self.in_data("f9-empty@sink.example")
             s.send(b".\r\n")
@@ -835,6 +847,8 @@ class Catalogue(unittest.TestCase):
             rcpts = [r for t in self.sink.transactions if b"s7 many" in t["wire"] for r in t["rcpts"]]
             self.assertTrue(got, f"{len(rcpts)} of 1000 recipients reached the sink")
             self.assertEqual(sorted(rcpts), sorted(f"r{i}@sink.example" for i in range(1000)))
+            note(f"S7: {n} RCPTs: {counts.get(b'250 2.1.5')} x 250, {counts.get(b'452 4.5.3')} x 452; listener RSS "
+                 f"peak {peak} KiB (start {self.rss_start}); {len(rcpts)} recipients reached the smarthost")
         with self.subTest(rcpts="duplicate"):
             s = self.raw()
             s.ehlo()
@@ -912,7 +926,8 @@ class Catalogue(unittest.TestCase):
             smtplib_send(inst.port, "a@example.org", ["s9@example.net"], b"Subject: s\r\n\r\nx\r\n")
         self.assertEqual(accepted(inst), served)
         # Each idle session is closed by the server with 421 4.4.2, in bounded time.
-        deadline = time.monotonic() + 120 * SLOW
+        started = time.monotonic()
+        deadline = started + 120 * SLOW
         got = {}
         while len(got) < len(idle) and time.monotonic() < deadline:
             ready, _, _ = select.select([c for c in idle if c not in got], [], [], 1)
@@ -924,6 +939,8 @@ class Catalogue(unittest.TestCase):
         firsts = [v[:9] for v in got.values()]
         self.assertEqual(len(got), 500, f"{500 - len(got)} idle sessions still open after {120 * SLOW} s")
         self.assertEqual(firsts.count(b"421 4.4.2"), 500, sorted(set(firsts)))
+        note(f"S9: 500 idle sessions greeted, {served} messages served meanwhile, all 500 closed with 421 4.4.2 "
+             f"within {time.monotonic() - started:.0f} s (smtp_timeout 20s)")
         self.assertEqual(inst.mbox_messages("s9"), [])
         self.assertEqual(accepted(inst), served, "the idle DATA was queued")
         for c in idle:
