@@ -430,6 +430,10 @@ std::optional<MainConfig> read_main_config(const std::string& path, Diagnostics&
         diag.error(path, 0, file.error().message());
         return std::nullopt;
     }
+    if (std::optional<std::string> reason = writable_by_others(*file)) {
+        diag.error(path, 0, *reason);
+        return std::nullopt;
+    }
     return parse_main_config(file->text, path, diag);
 }
 

@@ -92,6 +92,8 @@ int check_config(const std::string& path, std::FILE* out)
         diag.print(out);
         return ex::config;
     }
+    if (std::optional<std::string> reason = writable_by_others(*file))
+        diag.error(path, 0, *reason);
     MainConfig main = parse_main_config_partial(file->text, path, diag);
     std::size_t routes = check_routes(main, diag);
     std::size_t aliases = check_aliases(main, diag);

@@ -15,6 +15,7 @@
 #include <cstring>
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 namespace mm::config {
 
@@ -102,7 +103,18 @@ Result<ConfigFile> read_config_file(const std::string& path, std::size_t max_byt
                 ErrorKind::permanent, "cannot read: " + data.error().message(), data.error().sys_errno());
         return Error::permanent("file larger than " + std::to_string(max_bytes) + " bytes");
     }
-    return ConfigFile { std::move(data).value(), st.st_mode, st.st_uid };
+    return ConfigFile { std::move(data).value(), st.st_mode, st.st_uid, st.st_gid };
+}
+
+std::optional<std::string> writable_by_others(const ConfigFile& file)
+{
+    if ((file.mode & S_IWOTH) != 0)
+        return "is writable by everyone (chmod o-w)";
+    if (file.owner != 0 && file.owner != ::geteuid())
+        return "belongs to uid " + std::to_string(file.owner) + ", neither root nor the user masqmail runs as (chown root)";
+    if ((file.mode & S_IWGRP) != 0 && file.group != 0 && file.group != ::getegid())
+        return "is writable by group " + std::to_string(file.group) + " (chmod g-w)";
+    return std::nullopt;
 }
 
 LineReader::LineReader(std::string_view text, std::string_view file, Diagnostics& diag)

@@ -299,6 +299,10 @@ std::optional<RouteConfig> read_route_config(const std::string& path, Diagnostic
         diag.error(path, 0, file.error().message());
         return std::nullopt;
     }
+    if (std::optional<std::string> reason = writable_by_others(*file)) {
+        diag.error(path, 0, *reason);
+        return std::nullopt;
+    }
     std::optional<RouteConfig> route = parse_route_config(file->text, path, diag);
     if (route && route->auth_secret && (file->mode & S_IROTH) != 0)
         diag.warning(path, 0, "holds 'auth_secret' but is readable by everyone (chmod o-r)");

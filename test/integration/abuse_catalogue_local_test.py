@@ -911,7 +911,17 @@ def check_C2(t):
         other = t.inst.write("other.conf", open(t.inst.conf).read().replace("run_as_user = true\n", ""))
         os.chown(other, NOBODY, NOBODY)
         r = mmtest.run([MASQMAIL, "-C", other, "--check-config"])
-        t.outcome = f"config owned by nobody: --check-config exit {r.returncode}: {r.stderr[:200]!r}"
+        t.assertEqual(r.returncode, 78, r)
+        t.assertIn(f"{other}: belongs to uid {NOBODY}".encode(), r.stdout + r.stderr)
+        r = mmtest.run([MASQMAIL, "-C", other, "-bd"])
+        t.assertEqual(r.returncode, 78, f"a daemon started on a config nobody can change: {r}")
+        t.outcome = f"config owned by nobody: --check-config and -bd exit {r.returncode}"
+    # A configuration everyone may write is refused, root or not.
+    os.chmod(t.inst.conf, 0o666)
+    r = mmtest.run([MASQMAIL, "-C", t.inst.conf, "--check-config"])
+    os.chmod(t.inst.conf, 0o644)
+    t.assertEqual(r.returncode, 78, r)
+    t.assertIn(b"is writable by everyone", r.stdout + r.stderr)
 
 
 def check_C3(t):
@@ -1443,7 +1453,7 @@ TABLE = [
         check_C1),
     Row("C2", "auth_secret_file mode 0644; a system config owned by nobody",
         "the secret file refused (mail waits, no AUTH, delivered once 0600); a config owned by nobody "
-        "is neither refused nor warned about (a gap: the outcome is printed, not asserted)", check_C2),
+        "is refused by --check-config and -bd with exit 78, as is a world-writable one", check_C2),
     Row("C3", "IFS, LD_*, TMPDIR, PATH in the env of -bd and sendmail; fds 0/1/2 closed; 5000 args",
         "deliveries get a clean env; no output in the message; no crash", check_C3),
     Row("C4", "online_query printing '  isp \\t', 'nosuch', 'is p', '../isp', ESC",

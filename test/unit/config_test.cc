@@ -8,6 +8,8 @@
 #include "mm/limits.hh"
 
 #include <fstream>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <string>
 #include <vector>
 
@@ -471,6 +473,32 @@ TEST_CASE("read_main_config: missing file, and diagnostics format")
     Diagnostics dir;
     CHECK_FALSE(read_main_config(t.path(), dir));
     CHECK(dir.entries()[0].reason == "cannot read: not a regular file");
+}
+
+TEST_CASE("read_main_config: a file others can change is refused")
+{
+    TempDir t;
+    std::string path = t.file("m.conf");
+    write_file(path, "host_name = \"h.example\"\n");
+    auto refused = [&](mode_t mode) {
+        ::chmod(path.c_str(), mode);
+        Diagnostics diag;
+        bool read = read_main_config(path, diag).has_value();
+        return !read && diag.error_count() == 1 ? diag.entries()[0].reason : std::string("read");
+    };
+    CHECK(refused(0644) == "read");
+    CHECK(refused(0600) == "read");
+    CHECK(refused(0666) == "is writable by everyone (chmod o-w)");
+    CHECK(refused(0602) == "is writable by everyone (chmod o-w)");
+    // Its group may write it when that group is root's or the reader's own.
+    CHECK(refused(0664) == "read");
+    if (::geteuid() == 0) {
+        REQUIRE(::chown(path.c_str(), 0, 65534) == 0);
+        CHECK(refused(0664) == "is writable by group 65534 (chmod g-w)");
+        CHECK(refused(0644) == "read");
+        REQUIRE(::chown(path.c_str(), 65534, 0) == 0);
+        CHECK(refused(0644) == "belongs to uid 65534, neither root nor the user masqmail runs as (chown root)");
+    }
 }
 
 TEST_CASE("diagnostics are bounded and quote control bytes")

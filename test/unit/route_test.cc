@@ -268,4 +268,9 @@ TEST_CASE("read_route_config: missing file, world-readable secret")
     Diagnostics quiet;
     REQUIRE(read_route_config(path, quiet));
     CHECK(quiet.entries().empty());
+    ::chmod(path.c_str(), 0602);
+    Diagnostics writable;
+    CHECK_FALSE(read_route_config(path, writable));
+    REQUIRE(writable.error_count() == 1);
+    CHECK(writable.entries()[0].text() == path + ": is writable by everyone (chmod o-w)");
 }

@@ -62,7 +62,14 @@ struct ConfigFile {
     std::string text;
     mode_t mode = 0;
     uid_t owner = 0;
+    gid_t group = 0;
 };
+
+// Whoever can change masqmail.conf or a route file decides which commands
+// run and where mail goes, so only root and the user masqmail runs as may.
+// The reason someone else can write `file` ("is writable by everyone",
+// "belongs to uid N", "is writable by group N"), or nothing when no one can.
+std::optional<std::string> writable_by_others(const ConfigFile& file);
 
 // Reads a whole file by path (symlinks followed: the path is the
 // administrator's), regular files only, at most max_bytes. The error
