@@ -57,6 +57,11 @@ struct LockRecord {
     // When the lock was broken (the coarse clock file times come from): a
     // mailbox written since then was written by someone alive.
     struct timespec broken {};
+    // The mailbox as the break found it (size -1: not seen). A mailbox last
+    // written in the very tick of the break is still only the dead writer's
+    // work if it is unchanged since.
+    off_t size_at_break = -1;
+    struct timespec mtime_at_break {};
 };
 
 std::optional<LockRecord> parse_lock_record(std::string_view text)
@@ -199,6 +204,13 @@ bool DotLock::remove_if_stale(const MboxOptions& options)
     if (same && dead && record->size) {
         dead_writer_ = record;
         ::clock_gettime(CLOCK_REALTIME_COARSE, &dead_writer_->broken);
+        std::string mailbox = name_.substr(0, name_.size() - std::string_view(".lock").size());
+        struct stat box {};
+        if (name_.ends_with(".lock") && ::fstatat(dir_.get(), mailbox.c_str(), &box, AT_SYMLINK_NOFOLLOW) == 0
+            && box.st_ino == record->mailbox_inode) {
+            dead_writer_->size_at_break = box.st_size;
+            dead_writer_->mtime_at_break = box.st_mtim;
+        }
     }
     return true;
 }
@@ -370,9 +382,16 @@ Result<off_t> cut_dead_writers_fragment(
     if (!record || !record->size || *record->size >= size || ::fstat(fd.get(), &st) != 0
         || st.st_ino != record->mailbox_inode)
         return size;
-    // Written at or after the break: not (only) the dead writer's work.
-    if (st.st_mtim.tv_sec > record->broken.tv_sec
-        || (st.st_mtim.tv_sec == record->broken.tv_sec && st.st_mtim.tv_nsec >= record->broken.tv_nsec))
+    // Written after the break: not (only) the dead writer's work. Written
+    // in the tick of the break: the dead writer's only if nothing changed
+    // since the break saw it (file times have the coarse clock's ticks).
+    auto order = [](const timespec& a, const timespec& b) {
+        return a.tv_sec != b.tv_sec ? (a.tv_sec < b.tv_sec ? -1 : 1)
+            : a.tv_nsec != b.tv_nsec ? (a.tv_nsec < b.tv_nsec ? -1 : 1) : 0;
+    };
+    int against_break = order(st.st_mtim, record->broken);
+    bool unchanged = st.st_size == record->size_at_break && order(st.st_mtim, record->mtime_at_break) == 0;
+    if (against_break > 0 || (against_break == 0 && !unchanged))
         return size;
     if (::ftruncate(fd.get(), *record->size) != 0 || ::fsync(fd.get()) != 0)
         return Error::from_errno("cut back " + shown + " after an interrupted delivery", errno);

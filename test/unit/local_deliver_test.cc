@@ -275,6 +275,24 @@ TEST_CASE("mbox: a delivery killed mid-append leaves a fragment the next one cut
         CHECK(entry.path().filename().string().find(".stale.") == std::string::npos);
 }
 
+TEST_CASE("mbox: a fragment written in the very tick of the break is still cut off")
+{
+    // Found by test/integration/crash_test.py: a writer killed right after
+    // its last write, whose lock was broken within the same tick of the
+    // coarse clock file times come from, left its fragment for good (the
+    // mailbox looked written at the break). Unchanged since the break, it is
+    // the dead writer's alone. (Whether the tick is the same here depends on
+    // timing; either way the fragment must go.)
+    TempDir t;
+    const std::string before = "existing\n\n";
+    spit(t.file("bob"), before + "From root Fri Dec  4 13:46:14 2026\nSubject: ha");
+    spit(t.file("bob.lock"), std::to_string(dead_pid()) + " " + std::to_string(before.size()) + " "
+            + std::to_string(inode_of(t.file("bob"))) + "\n");
+    REQUIRE(::utimensat(AT_FDCWD, t.file("bob").c_str(), nullptr, 0) == 0); // written now
+    REQUIRE(mbox(t, "bob", "x\n").kind == DeliveryStatus::delivered);
+    CHECK(slurp(t.file("bob")) == before + head + "x\n\n");
+}
+
 TEST_CASE("mbox: a writer killed after breaking a dead writer's lock passes its record on")
 {
     // Found by test/integration/crash_test.py: two delivery processes killed
