@@ -277,6 +277,18 @@ void Connection::arm(short events)
     event_add(socket_event_, nullptr);
 }
 
+void Connection::shorten_wait(std::chrono::seconds limit)
+{
+    timeval expiry {}, now {};
+    if (state_ != State::reading || !evtimer_pending(timer_, &expiry)
+        || event_base_gettimeofday_cached(owner_.base(), &now) != 0)
+        return;
+    if (expiry.tv_sec - now.tv_sec > limit.count()) {
+        timeval tv { static_cast<time_t>(limit.count()), 0 };
+        evtimer_add(timer_, &tv);
+    }
+}
+
 void Connection::restart_timer()
 {
     timeval tv{static_cast<time_t>(owner_.command_timeout().count()), 0};

@@ -31,6 +31,9 @@ public:
     // The server is stopping: 421 to a client between commands, then close;
     // one whose message is with enqueue gets its answer first.
     void shut_down();
+    // The listener went into overload: a wait for the client's next command
+    // that would last longer than `limit` ends after `limit`.
+    void shorten_wait(std::chrono::seconds limit);
     const Peer& peer() const { return peer_; }
 
 private:

@@ -119,11 +119,15 @@ int Listener::run()
     return ex::ok;
 }
 
+bool Listener::stressed() const
+{
+    return connections_.size() * 5 > config_.smtp_max_connections * 4;
+}
+
 std::chrono::seconds Listener::command_timeout() const
 {
     auto normal = std::max(config_.smtp_timeout, std::chrono::seconds(1));
-    bool stressed = connections_.size() * 5 > config_.smtp_max_connections * 4;
-    return stressed ? std::min(normal, std::chrono::seconds(limits::smtp_overload_timeout_seconds)) : normal;
+    return stressed() ? std::min(normal, std::chrono::seconds(limits::smtp_overload_timeout_seconds)) : normal;
 }
 
 void Listener::on_accept(evutil_socket_t fd, short, void* self)
@@ -178,8 +182,17 @@ void Listener::admit(Fd sock, const std::string& address, bool may_relay)
     log::info("connect from host %s", address.c_str());
     Peer peer{.address = address, .may_relay = may_relay, .tls_available = tls_ != nullptr,
         .enforce_synchronization = true};
+    bool was_stressed = stressed();
     auto* c = new Connection(*this, std::move(sock), std::move(peer), tls_.get());
     connections_.insert(c);
+    if (!was_stressed && stressed()) {
+        // Into overload: the sessions already waiting get the short wait too.
+        log::warning("%zu connections open: waiting at most %lld s for a client's command",
+            connections_.size(), static_cast<long long>(command_timeout().count()));
+        for (Connection* other : connections_)
+            if (other != c)
+                other->shorten_wait(command_timeout());
+    }
     c->start();
 }
 

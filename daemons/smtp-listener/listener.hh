@@ -46,6 +46,7 @@ private:
     static void on_stop_timer(evutil_socket_t, short, void* self);
     void accept_from(int listening);
     void admit(Fd sock, const std::string& address, bool loopback_or_relay_net);
+    bool stressed() const;
     void stop();
 
     const config::MainConfig& config_;

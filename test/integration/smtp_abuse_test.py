@@ -536,6 +536,33 @@ class Abuse(unittest.TestCase):
         self.before = accepted(self.inst)
 
 
+class Overload(unittest.TestCase):
+    """Past 80% of smtp_max_connections the wait for a command is 10 s, for
+    the sessions already waiting too (they kept smtp_timeout, 5 minutes)."""
+
+    def test_sessions_waiting_before_the_overload_get_the_short_wait(self):
+        inst = Instance("smtp_max_connections = 10\nsmtp_timeout = 5m\n")
+        self.addCleanup(inst.close)
+        inst.start()
+        self.addCleanup(inst.stop)
+        socks = []
+        self.addCleanup(lambda: [c.close() for c in socks])
+        for _ in range(9):  # the 9th passes 80% (9 * 5 > 10 * 4)
+            c = socket.create_connection(("127.0.0.1", inst.port), timeout=10)
+            c.settimeout(200)  # far below 5 minutes, far above 10 s on a slow machine
+            socks.append(c)
+            self.assertTrue(c.recv(512).startswith(b"220 "))
+        for i, c in enumerate(socks):
+            data = b""
+            while not data.endswith(b"\r\n"):
+                chunk = c.recv(512)
+                if not chunk:
+                    break
+                data += chunk
+            self.assertTrue(data.startswith(b"421 4.4.2"), f"session {i}: {data!r}")
+        self.assertIn("connections open: waiting at most 10 s", inst.log_text())
+
+
 def _smuggling_case(name, ending, reply):
     def test(self):
         self.smuggle(name, ending, reply)
