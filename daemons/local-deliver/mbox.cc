@@ -57,11 +57,11 @@ struct LockRecord {
     // When the lock was broken (the coarse clock file times come from): a
     // mailbox written since then was written by someone alive.
     struct timespec broken {};
-    // The mailbox as the break found it (size -1: not seen). A mailbox last
-    // written in the very tick of the break is still only the dead writer's
-    // work if it is unchanged since.
+    // The mailbox as the break found it (size -1: not seen): the dead
+    // writer's fragment may be cut only while it is unchanged since.
     off_t size_at_break = -1;
     struct timespec mtime_at_break {};
+    struct timespec ctime_at_break {};
 };
 
 std::optional<LockRecord> parse_lock_record(std::string_view text)
@@ -210,6 +210,7 @@ bool DotLock::remove_if_stale(const MboxOptions& options)
             && box.st_ino == record->mailbox_inode) {
             dead_writer_->size_at_break = box.st_size;
             dead_writer_->mtime_at_break = box.st_mtim;
+            dead_writer_->ctime_at_break = box.st_ctim;
         }
     }
     return true;
@@ -382,17 +383,21 @@ Result<off_t> cut_dead_writers_fragment(
     if (!record || !record->size || *record->size >= size || ::fstat(fd.get(), &st) != 0
         || st.st_ino != record->mailbox_inode)
         return size;
-    // Written after the break: not (only) the dead writer's work. Written
-    // in the tick of the break: the dead writer's only if nothing changed
-    // since the break saw it (file times have the coarse clock's ticks).
+    // Written since the break: not (only) the dead writer's work. The
+    // mailbox as the break saw it tells (file times may be finer than the
+    // coarse clock, so a write just before the break can look later); a
+    // break that could not see the mailbox goes by the time of the break.
     auto order = [](const timespec& a, const timespec& b) {
         return a.tv_sec != b.tv_sec ? (a.tv_sec < b.tv_sec ? -1 : 1)
             : a.tv_nsec != b.tv_nsec ? (a.tv_nsec < b.tv_nsec ? -1 : 1) : 0;
     };
-    int against_break = order(st.st_mtim, record->broken);
-    bool unchanged = st.st_size == record->size_at_break && order(st.st_mtim, record->mtime_at_break) == 0;
-    if (against_break > 0 || (against_break == 0 && !unchanged))
+    if (record->size_at_break >= 0) {
+        if (st.st_size != record->size_at_break || order(st.st_mtim, record->mtime_at_break) != 0
+            || order(st.st_ctim, record->ctime_at_break) != 0)
+            return size;
+    } else if (order(st.st_mtim, record->broken) >= 0) {
         return size;
+    }
     if (::ftruncate(fd.get(), *record->size) != 0 || ::fsync(fd.get()) != 0)
         return Error::from_errno("cut back " + shown + " after an interrupted delivery", errno);
     log::notice("%s: cut %lld bytes left by an interrupted delivery (process %ld)", shown.c_str(),

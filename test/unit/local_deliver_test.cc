@@ -359,15 +359,46 @@ TEST_CASE("mbox: a mailbox written after the dead writer's lock was broken is ne
 {
     TempDir t;
     const std::string before = "existing\n\n";
-    // Someone alive appended (the mailbox is newer than any break now).
-    const std::string appended = "From x Fri Dec  4 13:46:14 2026\nSubject: live\n\nbody\n\n";
-    spit(t.file("bob"), before + appended);
-    struct timespec future[2] { { std::time(nullptr) + 3600, 0 }, { std::time(nullptr) + 3600, 0 } };
-    REQUIRE(::utimensat(AT_FDCWD, t.file("bob").c_str(), future, 0) == 0);
+    const std::string fragment = "From root Fri Dec  4 13:46:14 2026\nSubject: ha";
+    spit(t.file("bob"), before + fragment);
     spit(t.file("bob.lock"), std::to_string(dead_pid()) + " " + std::to_string(before.size()) + " "
             + std::to_string(inode_of(t.file("bob"))) + "\n");
-    REQUIRE(mbox(t, "bob", "x\n").kind == DeliveryStatus::delivered);
-    CHECK(slurp(t.file("bob")) == before + appended + head + "x\n\n");
+    // The next writer breaks that lock and waits for the fcntl lock held
+    // here, while someone alive appends (a program that takes only fcntl
+    // locks, say): what it appended must survive.
+    int held = ::open(t.file("bob").c_str(), O_RDWR | O_APPEND | O_CLOEXEC);
+    REQUIRE(held >= 0);
+    struct flock fl {};
+    fl.l_type = F_WRLCK;
+    fl.l_whence = SEEK_SET;
+    REQUIRE(::fcntl(held, F_OFD_SETLK, &fl) == 0);
+    mm::Dir dir = open_dir_or_fail(t.path());
+    mm::local::MboxOptions patient = mbox_options();
+    patient.lock_wait = std::chrono::seconds(60);
+    pid_t writer = ::fork();
+    REQUIRE(writer >= 0);
+    if (writer == 0) {
+        ::close(held); // the lock is the parent's: it ends when the parent closes its descriptor
+        auto s = mm::local::deliver_mbox(dir, "bob", MessageSource::from_text("x\n"), envelope(), patient);
+        spit(t.file("why"), s.reason);
+        ::_exit(s.kind == DeliveryStatus::delivered ? 0 : 1);
+    }
+    bool waiting = false;
+    for (int i = 0; i < 3000 && !waiting; ++i) {
+        std::string lock = slurp(t.file("bob.lock"));
+        waiting = lock.starts_with(std::to_string(writer) + " ") || lock == std::to_string(writer) + "\n";
+        if (!waiting)
+            ::usleep(10000);
+    }
+    const std::string appended = "\n\nFrom x Fri Dec  4 13:46:14 2026\nSubject: live\n\nbody\n\n";
+    CHECK(::write(held, appended.data(), appended.size()) == static_cast<ssize_t>(appended.size()));
+    ::close(held);
+    int status = -1;
+    ::waitpid(writer, &status, 0);
+    REQUIRE(waiting);
+    CHECK((WIFEXITED(status) && WEXITSTATUS(status) == 0));
+    INFO(slurp(t.file("why")));
+    CHECK(slurp(t.file("bob")) == before + fragment + appended + head + "x\n\n");
 }
 
 TEST_CASE("mbox: a fragment that cannot be cut is kept apart, never glued to the next message")
