@@ -204,9 +204,9 @@ bool DotLock::remove_if_stale(const MboxOptions& options)
     if (same && dead && record->size) {
         dead_writer_ = record;
         ::clock_gettime(CLOCK_REALTIME_COARSE, &dead_writer_->broken);
-        std::string mailbox = name_.substr(0, name_.size() - std::string_view(".lock").size());
+        std::string mailbox = name_.substr(0, name_.rfind(".lock")); // the lock is MAILBOX.lock
         struct stat box {};
-        if (name_.ends_with(".lock") && ::fstatat(dir_.get(), mailbox.c_str(), &box, AT_SYMLINK_NOFOLLOW) == 0
+        if (::fstatat(dir_.get(), mailbox.c_str(), &box, AT_SYMLINK_NOFOLLOW) == 0
             && box.st_ino == record->mailbox_inode) {
             dead_writer_->size_at_break = box.st_size;
             dead_writer_->mtime_at_break = box.st_mtim;

@@ -4,7 +4,6 @@
 // and the front end.
 #include "mm/enqueue.hh"
 
-#include "mm/cursor.hh"
 #include "mm/header_fixup.hh"
 #include "mm/limits.hh"
 #include "mm/log.hh"
@@ -56,18 +55,6 @@ FixupOptions fixup_options(const config::MainConfig& config, const Submission& s
     o.now = static_cast<std::time_t>(env.received_time);
     o.save_envelope_to = config.do_save_envelope_to && env.protocol != ReceivedProtocol::local;
     return o;
-}
-
-// A recipient as same_recipient() compares it, for a set.
-std::string recipient_key(const Address& a, bool caseless_local)
-{
-    std::string key = a.local_part();
-    if (caseless_local)
-        std::transform(key.begin(), key.end(), key.begin(), ascii_lower);
-    key += '@';
-    for (char c : a.domain())
-        key += ascii_lower(c);
-    return key;
 }
 
 // Appends what -t found, keeps the first of repeated recipients (RCPT TO

@@ -31,6 +31,18 @@ bool same_recipient(const Address& a, const Address& b, bool caseless_local)
     return local_equal && equals_nocase(a.domain(), b.domain());
 }
 
+std::string recipient_key(const Address& a, bool caseless_local)
+{
+    std::string key(a.local_part());
+    if (caseless_local)
+        for (char& c : key)
+            c = ascii_lower(c);
+    key += '@';
+    for (char c : a.domain())
+        key += ascii_lower(c);
+    return key;
+}
+
 bool is_local_domain(std::string_view domain, const config::MainConfig& cfg)
 {
     std::string text(domain);

@@ -85,6 +85,16 @@ TEST_CASE("same_recipient: local part per flag, domain caseless")
     CHECK_FALSE(mm::same_recipient(address("a@x.org"), address("a@y.org"), true));
 }
 
+TEST_CASE("recipient_key: equal exactly when same_recipient")
+{
+    const char* all[] = { "a@X.org", "a@x.ORG", "A@x.org", "a@y.org", "\"a@b\"@x.org", "a", "A" };
+    for (bool caseless : { false, true })
+        for (const char* x : all)
+            for (const char* y : all)
+                CHECK((mm::recipient_key(address(x), caseless) == mm::recipient_key(address(y), caseless))
+                    == mm::same_recipient(address(x), address(y), caseless));
+}
+
 TEST_CASE("is_safe_mailbox_name")
 {
     struct Case {

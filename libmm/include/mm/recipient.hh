@@ -9,6 +9,7 @@
 #include "mm/address.hh"
 #include "mm/config.hh"
 
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -17,6 +18,8 @@ namespace mm {
 // Equality for recipients: the local part byte-exact, or ASCII
 // case-insensitive with caseless_local; the domain always case-insensitive.
 bool same_recipient(const Address& a, const Address& b, bool caseless_local);
+// A key for sets of recipients: equal exactly when same_recipient() is true.
+std::string recipient_key(const Address& a, bool caseless_local);
 
 // A domain matching one of cfg.local_hosts (fnmatch, case-insensitive).
 bool is_local_domain(std::string_view domain, const config::MainConfig& cfg);
