@@ -300,7 +300,7 @@ ROWS = [
 ]
 
 
-class Catalogue(unittest.TestCase):
+class Catalogue(smtptest.ListenerCase):
     inst = None
 
     @classmethod
@@ -337,27 +337,7 @@ class Catalogue(unittest.TestCase):
             if hasattr(cls, s):
                 getattr(cls, s).close()
 
-    def setUp(self):
-        self.before = accepted(self.inst)
-
-    def tearDown(self):
-        # Whatever the row did, the same listener still takes a message.
-        self.assertEqual(listener_pid(self.inst), self.listener,
-                         "smtp-listener was restarted:\n" + self.inst.log_text()[-3000:])
-        qid = smtplib_send(self.inst.port, "a@example.org", ["alive@example.net"],
-                           b"Subject: still serving\r\n\r\nok\r\n")
-        self.assertIn(f"{qid} <= <a@example.org>", self.inst.log_text())
-
     # --- helpers ---
-
-    @property
-    def port(self):
-        return self.inst.port
-
-    def raw(self, **kw):
-        s = Raw(self.port, **kw)
-        self.addCleanup(s.close)
-        return s
 
     def in_data(self, rcpt, sender="a@example.org", params=""):
         s = self.raw()

@@ -28,7 +28,7 @@ MAX_RECIPIENTS = 100
 SMUGGLED_SENDER = "smuggled@evil.example"
 
 
-class Abuse(unittest.TestCase):
+class Abuse(smtptest.ListenerCase):
     inst = None
 
     @classmethod
@@ -54,31 +54,11 @@ class Abuse(unittest.TestCase):
             cls.inst.stop()
             cls.inst.close()
 
-    def setUp(self):
-        self.before = accepted(self.inst)
-
     def assert_rss_below(self, rss, limit, msg=None):
         """Memory bounds hold for a normal build; under AddressSanitizer
         (quarantine, shadow memory) resident size says nothing."""
         if not mmtest.SANITIZED:
             self.assertLess(rss, limit, msg)
-
-    def tearDown(self):
-        # After every case the same listener still serves a normal message.
-        self.assertEqual(listener_pid(self.inst), self.listener,
-                         "smtp-listener was restarted:\n" + self.inst.log_text()[-3000:])
-        qid = smtplib_send(self.inst.port, "a@example.org", ["alive@example.net"],
-                           b"Subject: still serving\r\n\r\nok\r\n")
-        self.assertIn(f"{qid} <= <a@example.org>", self.inst.log_text())
-
-    @property
-    def port(self):
-        return self.inst.port
-
-    def raw(self, **kw):
-        s = Raw(self.port, **kw)
-        self.addCleanup(s.close)
-        return s
 
     def in_data(self, rcpt, sender="a@example.org", mail_params=""):
         """A session at the 354 of DATA."""

@@ -16,6 +16,7 @@ import socket
 import ssl
 import subprocess
 import time
+import unittest
 
 OPENSSL = "/usr/bin/openssl"
 SWAKS = shutil.which("swaks")
@@ -246,3 +247,28 @@ def global_ipv4():
                 continue
             return iface
     return None
+
+
+class ListenerCase(unittest.TestCase):
+    """Cases against one instance's smtp-listener: the class sets cls.inst
+    and cls.listener (its pid). After every case the same listener must
+    still take a message; setUp notes the messages accepted so far."""
+
+    def setUp(self):
+        self.before = accepted(self.inst)
+
+    def tearDown(self):
+        self.assertEqual(listener_pid(self.inst), self.listener,
+                         "smtp-listener was restarted:\n" + self.inst.log_text()[-3000:])
+        qid = smtplib_send(self.inst.port, "a@example.org", ["alive@example.net"],
+                           b"Subject: still serving\r\n\r\nok\r\n")
+        self.assertIn(f"{qid} <= <a@example.org>", self.inst.log_text())
+
+    @property
+    def port(self):
+        return self.inst.port
+
+    def raw(self, **kw):
+        s = Raw(self.port, **kw)
+        self.addCleanup(s.close)
+        return s
